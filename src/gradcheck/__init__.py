@@ -1,0 +1,18 @@
+"""gradcheck: numerical gradient checking that says which element is wrong, and why.
+
+>>> import gradcheck as gc
+>>> report = gc.check(forward, forward_backward, params)   # doctest: +SKIP
+>>> print(report)                                           # doctest: +SKIP
+"""
+
+from gradcheck.check import check
+from gradcheck.errors import ForwardError, GradcheckError, InputError
+from gradcheck.report import EntryResult, Report, TensorReport
+from gradcheck.seedapi import grad_check, numerical_gradient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "check", "grad_check", "numerical_gradient", "Report", "TensorReport", "EntryResult",
+    "GradcheckError", "InputError", "ForwardError", "__version__",
+]

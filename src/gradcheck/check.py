@@ -1,0 +1,379 @@
+"""The check itself: analytic gradient once, numeric estimates per entry, verdicts, report.
+
+This is the seed's ``grad_check`` (§3) made careful: perturbation in place with exact restore,
+the base loss computed once (twice, to catch a forward that is not deterministic), error bars
+on every estimate, and a report instead of a stream of prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from gradcheck import tree as trees
+from gradcheck.errors import ForwardError, InputError
+from gradcheck.evaluators import SerialEvaluator, loss_dtype, loss_value
+from gradcheck.randomness import make_reset
+from gradcheck.report import Report, TensorReport
+from gradcheck.sampling import select
+from gradcheck.schemes import get_scheme
+from gradcheck.steps import nominal_steps
+from gradcheck.verdict import Criteria, judge, tensor_scale
+
+#: Rounding noise of one loss evaluation, in units of ε·|f|. A forward that sums many terms
+#: accumulates several ulps; 16 keeps a correct model from being called wrong by rounding.
+NOISE_ULPS = 16.0
+#: Rounding noise of an analytic gradient entry, in units of ε(dtype)·(|a| + tensor scale).
+ANALYTIC_ULPS = 64.0
+
+
+@dataclass
+class Options:
+    """Options of :func:`check` (all keyword arguments; see its docstring)."""
+
+    method: str = "central"
+    h: float | None = None
+    relative_step: bool = False
+    tol: float = 1e-5
+    measure: str = "relative"
+    denominator: str = "max"
+    floor: float = 1e-8
+    promote: bool = True
+    sample: int | float | None = None
+    sample_seed: int = 0
+    seed: int | None = None
+    reset: Callable[[], None] | None = None
+    loss_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.scheme = get_scheme(self.method)
+        if self.h is None:
+            self.h = self.scheme.default_h
+        if not (isinstance(self.h, (int, float)) and np.isfinite(self.h) and self.h > 0):
+            raise InputError(f"h={self.h!r} must be a positive number such as 1e-5.")
+        if not (isinstance(self.tol, (int, float)) and self.tol > 0):
+            raise InputError(f"tol={self.tol!r} must be a positive number such as 1e-5.")
+        if self.measure not in ("relative", "absolute"):
+            raise InputError(f"measure={self.measure!r}: choose 'relative' or 'absolute'.")
+        if self.denominator not in ("max", "abs_analytic", "sum"):
+            raise InputError(f"denominator={self.denominator!r}: choose 'max' (max(|a|,|n|)), "
+                             "'abs_analytic' (|a|) or 'sum' (|a|+|n|).")
+        if not (isinstance(self.loss_scale, (int, float)) and self.loss_scale > 0):
+            raise InputError(f"loss_scale={self.loss_scale!r} must be a positive number.")
+
+    def public(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if d["reset"] is not None:
+            d["reset"] = getattr(d["reset"], "__name__", "callable")
+        return d
+
+
+def make_options(options: dict[str, Any]) -> Options:
+    """Options from keyword arguments, with a clear error for a misspelt name."""
+    known = {f.name for f in fields(Options)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options are "
+                        f"{', '.join(sorted(known))}.")
+    return Options(**options)
+
+
+@dataclass
+class Analytic:
+    """What ``forward_backward`` gave: the loss (if returned) and gradients aligned to leaves."""
+
+    loss: float | None
+    grads: list[np.ndarray]
+
+
+def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
+                       leaves: list[trees.Leaf], reset: Callable[[], None] | None) -> Analytic:
+    """Call ``forward_backward`` once and validate its gradients against the leaves."""
+    if reset is not None:
+        reset()
+    try:
+        out = forward_backward(params)
+    except Exception as exc:
+        raise ForwardError(f"forward_backward raised {type(exc).__name__}: {exc}; fix it and "
+                           "check again.") from exc
+    loss = None
+    if _is_loss_and_grads(out, params):
+        loss, out = loss_value(out[0], "as the loss of forward_backward"), out[1]
+    grads = trees.align(params, out, "the gradients returned by forward_backward")
+    arrays = []
+    for leaf, g in zip(leaves, grads):
+        if hasattr(g, "detach"):
+            g = g.detach().cpu().numpy()
+        g = np.asarray(g)
+        if g.shape != leaf.shape:
+            raise InputError(f"The gradient of '{leaf.name}' has shape {g.shape} but the "
+                             f"parameter has shape {leaf.shape}; return a gradient shaped like "
+                             "its parameter.")
+        if not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.complexfloating)):
+            raise InputError(f"The gradient of '{leaf.name}' has dtype {g.dtype}; return a "
+                             "floating-point array.")
+        arrays.append(g)
+    return Analytic(loss, arrays)
+
+
+def _is_loss_and_grads(out: Any, params: Any) -> bool:
+    """``(loss, grads)`` rather than grads: a pair whose first item is a number — unless the
+    params are themselves a pair starting with a 0-d array (then it is ambiguous; grads win)."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        return False
+    if isinstance(out[0], (dict, list, tuple)) or np.ndim(out[0]) != 0:
+        return False
+    return not (isinstance(params, (list, tuple)) and len(params) == 2
+                and np.ndim(params[0]) == 0)
+
+
+def changed_leaves(leaves: list[trees.Leaf], snapshot: list[np.ndarray]) -> list[str]:
+    """Names of leaves whose bytes differ from the snapshot (NaN-safe, bit exact)."""
+    return [leaf.name for leaf, snap in zip(leaves, snapshot)
+            if leaf.array.shape != snap.shape or leaf.array.tobytes() != snap.tobytes()]
+
+
+def restore(leaves: list[trees.Leaf], snapshot: list[np.ndarray]) -> None:
+    for leaf, snap in zip(leaves, snapshot):
+        if leaf.array.tobytes() != snap.tobytes():
+            leaf.array[...] = snap
+
+
+@dataclass
+class Workspace:
+    """The arrays the numeric pass perturbs and the tree handed to the forward.
+
+    The user's own arrays when possible; float64 copies of low-precision leaves when promoting
+    (one copy per tensor per check, never per entry); complex copies for the complex step.
+    """
+
+    tree: Any
+    arrays: list[np.ndarray]
+    promoted: bool = False
+
+
+def user_workspace(params: Any, leaves: list[trees.Leaf]) -> Workspace:
+    return Workspace(params, [leaf.array for leaf in leaves])
+
+
+def promoted_workspace(params: Any, leaves: list[trees.Leaf], dtype: Any) -> Workspace:
+    arrays = [leaf.array.astype(np.result_type(leaf.array.dtype, dtype)) for leaf in leaves]
+    return Workspace(trees.replace_leaves(params, arrays), arrays, promoted=True)
+
+
+def noise_level(f0: float, dtype: np.dtype) -> float:
+    """Absolute rounding noise of one loss evaluation: ``NOISE_ULPS · ε(dtype) · |f0|``."""
+    eps = float(np.finfo(dtype).eps)
+    return NOISE_ULPS * eps * max(abs(f0), float(np.finfo(dtype).tiny))
+
+
+def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any], params: Any,
+          **options: Any) -> Report:
+    """Compare the analytic gradients of ``forward_backward`` with numeric estimates.
+
+    Parameters
+    ----------
+    forward : ``forward(params) -> loss`` (a scalar).
+    forward_backward : ``forward_backward(params) -> grads`` or ``(loss, grads)``; ``grads``
+        shaped like ``params``.
+    params : a numpy array or a dict / list / tuple of them (nested). Perturbed in place and
+        restored exactly; bit-identical afterwards, also when the forward raises.
+    method : ``"central"`` (default, error O(h²)), ``"forward"``, ``"backward"`` (O(h)) or
+        ``"complex"`` (``Im f(θ+ih)/h``, machine precision; needs a complex-analytic forward).
+    h : step (default 1e-5; 1e-20 for the complex step). relative_step : use ``h·|θ_i|``.
+    tol : tolerance on the error measure (default 1e-5).
+    measure : ``"relative"`` (default) or ``"absolute"``.
+    denominator : ``Z`` of the relative error: ``"max"`` (max(|a|,|n|), default),
+        ``"abs_analytic"`` (|a|) or ``"sum"`` (|a|+|n|). floor : lower bound of Z (1e-8).
+    promote : run the numerics in float64 when params are float32/float16 and the forward
+        accepts float64 (default True).
+    sample : check ``k`` entries per tensor (int) or a fraction (float); corners always
+        included; ``sample_seed`` makes it reproducible.
+    seed : re-seed numpy, ``random`` and torch before every evaluation (dropout).
+    reset : a callable run before every evaluation, for any other random state.
+    loss_scale : multiply the loss (and the gradients) by this constant, the seed's remedy for
+        gradients too small to resolve.
+
+    Returns
+    -------
+    Report
+    """
+    start = time.perf_counter()
+    opts = make_options(options)
+    leaves = trees.flatten(params)
+    trees.validate_leaves(leaves)
+    snapshot = [leaf.array.copy() for leaf in leaves]
+    reset = make_reset(opts.seed, opts.reset)
+    warnings: list[str] = []
+    notes: list[str] = []
+    try:
+        analytic = analytic_gradients(forward_backward, params, leaves, reset)
+        moved = changed_leaves(leaves, snapshot)
+        if moved:
+            raise InputError(f"forward_backward modified the parameter(s) {', '.join(moved)} "
+                             "in place; it must not change params (compute into new arrays).")
+        work, dtype_note, probes = _choose_workspace(forward, params, leaves, opts, reset)
+        if dtype_note:
+            notes.append(dtype_note)
+        evaluator = SerialEvaluator(_scaled(forward, opts.loss_scale), work.tree, work.arrays,
+                                    [leaf.name for leaf in leaves], reset)
+        f0 = evaluator.base()
+        f0_again = evaluator.base()
+        moved = changed_leaves(leaves, snapshot)
+        if moved:
+            raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place; "
+                             "it must not change params (compute into new arrays).")
+        if not np.isfinite(f0):
+            raise ForwardError(f"The loss at the given params is {f0}; a gradient check needs a "
+                               "finite loss — check the forward and the data.")
+        if f0 != f0_again:
+            warnings.append(
+                f"The forward is not deterministic: two calls at the same params gave {f0!r} "
+                f"and {f0_again!r}. It probably draws a new batch or a new dropout mask per "
+                "call (like the seed's data.get_next()); fix the data and pass seed= (or "
+                "reset=) so every evaluation sees the same randomness. No gradient verdict is "
+                "possible until then.")
+            tensors = [_empty_tensor(leaf) for leaf in leaves]
+            return _report("inconclusive", tensors, opts, probes + evaluator.count, start, warnings,
+                           notes, f0)
+        if analytic.loss is not None and opts.loss_scale == 1.0:
+            _compare_losses(analytic.loss, f0, analytic.grads, warnings)
+        noise = noise_level(f0, evaluator.loss_dtype)
+        numeric_eval = evaluator
+        if opts.scheme.is_complex:
+            cwork = promoted_workspace(params, leaves, np.complex128)
+            numeric_eval = SerialEvaluator(_scaled(forward, opts.loss_scale), cwork.tree,
+                                           cwork.arrays, [leaf.name for leaf in leaves], reset,
+                                           complex_mode=True)
+        rng = np.random.default_rng(opts.sample_seed)
+        tensors = []
+        for i, leaf in enumerate(leaves):
+            idx = select(leaf.shape, opts.sample, rng, leaf.name)
+            tensors.append(_check_leaf(i, leaf, idx, numeric_eval, work.arrays[i],
+                                       analytic.grads[i] * opts.loss_scale, f0, noise, opts))
+        evaluations = probes + evaluator.count
+        if numeric_eval is not evaluator:
+            evaluations += numeric_eval.count
+        status = _overall(tensors)
+        return _report(status, tensors, opts, evaluations, start, warnings, notes, f0)
+    finally:
+        moved = changed_leaves(leaves, snapshot)
+        restore(leaves, snapshot)
+        if moved and not _already_raising():
+            raise InputError(f"the forward modified the parameter(s) {', '.join(moved)} in "
+                             "place during the check; it must not change params. They have "
+                             "been restored.")
+
+
+def _already_raising() -> bool:
+    import sys
+
+    return sys.exc_info()[0] is not None
+
+
+def _scaled(forward: Callable[[Any], Any], scale: float) -> Callable[[Any], Any]:
+    if scale == 1.0:
+        return forward
+    return lambda p: forward(p) * scale
+
+
+def _choose_workspace(forward, params, leaves, opts, reset) -> tuple[Workspace, str | None, int]:
+    """Pick the arrays to perturb; promote float32/float16 to float64 when the forward allows.
+
+    Returns the workspace, a note for the report, and how many probe evaluations were spent.
+    """
+    low = [leaf.name for leaf in leaves if leaf.array.dtype in (np.float32, np.float16)]
+    user = user_workspace(params, leaves)
+    if not low:
+        return user, None, 0
+    names = ", ".join(low)
+    if not opts.promote:
+        return user, (f"params {names} are low precision and promote=False: the numerics ran "
+                       "in their precision, so the tolerance is looser and some entries may be "
+                       "inconclusive."), 0
+    work = promoted_workspace(params, leaves, np.float64)
+    if reset is not None:
+        reset()
+    try:
+        dt = loss_dtype(forward(work.tree))
+    except Exception:
+        dt = None
+    if dt == np.float64:
+        return work, (f"params {names} are low precision: the numerical gradient was computed "
+                      "in float64 (promote=False turns this off), and the tolerance follows "
+                      "the analytic gradient's dtype."), 1
+    return user, (f"params {names} are low precision and the forward does not compute in "
+                  "float64, so the numerics ran in low precision; some entries may be "
+                  "inconclusive."), 1
+
+
+def _compare_losses(loss_a: float, f0: float, grads: list[np.ndarray], warnings: list[str]
+                    ) -> None:
+    eps = max(float(np.finfo(g.dtype).eps) for g in grads if np.issubdtype(g.dtype, np.inexact))
+    if abs(loss_a - f0) > 1e3 * eps * max(abs(f0), 1e-300) + 1e-300:
+        warnings.append(f"forward_backward returned the loss {loss_a!r} but forward gives "
+                        f"{f0!r} at the same params: do they compute the same function "
+                        "(same data, same mode)?")
+
+
+def effective_tol(tol: float, analytic_dtype: np.dtype) -> float:
+    """Tolerance adapted to the analytic gradient's precision: ``max(tol, √ε(dtype))``.
+
+    A float32 backward cannot be more accurate than a few ulps times the conditioning of its
+    sums, so asking for 1e-5 would fail correct float32 code; √ε32 ≈ 3.5e-4.
+    """
+    if not np.issubdtype(analytic_dtype, np.inexact):
+        return tol
+    return max(tol, float(np.sqrt(np.finfo(analytic_dtype).eps)))
+
+
+def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEvaluator,
+                work_array: np.ndarray, grad: np.ndarray, f0: float, noise: float,
+                opts: Options) -> TensorReport:
+    scheme = opts.scheme
+    dtype = work_array.dtype
+    x = np.asarray(work_array).reshape(-1)[idx] if work_array.ndim else work_array.reshape(1)
+    a = np.asarray(grad).reshape(-1)[idx]
+    steps = nominal_steps(x, opts.h, opts.relative_step)
+    if scheme.is_complex:
+        points = scheme.points(x, steps, np.complex128)
+    else:
+        points = scheme.points(x, steps, dtype)
+    losses = evaluator.entries(i, idx, points)
+    est = scheme.combine(x, points, losses, f0, noise)
+    a_dtype = grad.dtype if np.issubdtype(grad.dtype, np.inexact) else np.dtype(np.float64)
+    a_real = a.real.astype(np.float64) if np.iscomplexobj(a) else a.astype(np.float64)
+    scale = tensor_scale(est.value)
+    analytic_bar = ANALYTIC_ULPS * float(np.finfo(a_dtype).eps) * (
+        np.abs(a_real) + tensor_scale(a_real))
+    criteria = Criteria(effective_tol(opts.tol, a_dtype), opts.measure, opts.denominator,
+                        opts.floor)
+    bar = est.error_bar + analytic_bar
+    j = judge(a_real, est.value, bar, criteria, scale)
+    return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, est.value,
+                        j.error, j.abs_error, bar, j.status, j.reason)
+
+
+def _empty_tensor(leaf: trees.Leaf) -> TensorReport:
+    empty = np.zeros(0)
+    return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), np.zeros(0, np.int64),
+                        empty, empty, empty, empty, empty, np.zeros(0, np.int8),
+                        np.zeros(0, object))
+
+
+def _overall(tensors: list[TensorReport]) -> str:
+    if any(t.failed for t in tensors):
+        return "fail"
+    if any(t.verdict == "inconclusive" for t in tensors):
+        return "inconclusive"
+    return "pass"
+
+
+def _report(status, tensors, opts, evaluations, start, warnings, notes, f0) -> Report:
+    return Report(status, tensors, opts.public(), evaluations, time.perf_counter() - start,
+                  warnings, notes, float(np.real(f0)))
+

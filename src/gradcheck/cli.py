@@ -1,0 +1,131 @@
+"""Command line: ``gradcheck demo rnn [--bug NAME] ...``.
+
+Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage error, 4 the checked code raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gradcheck.errors import GradcheckError
+
+EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one sentence."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting with code 2 (2 = inconclusive)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def add_check_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs a check."""
+    p.add_argument("--method", default="central",
+                   help="central (default), forward, backward or complex")
+    p.add_argument("--h", type=float, default=None, help="step (default 1e-5; complex 1e-20)")
+    p.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
+    p.add_argument("--sample", type=_sample, default=None,
+                   help="entries per tensor (int) or a fraction (float in (0, 1])")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+
+
+def _sample(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def check_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`gradcheck.check` given on the command line."""
+    opts: dict[str, Any] = {"method": args.method, "tol": args.tol}
+    if args.h is not None:
+        opts["h"] = args.h
+    if args.sample is not None:
+        opts["sample"] = args.sample
+    return opts
+
+
+def cmd_demo_rnn(args: argparse.Namespace) -> int:
+    """Run the seed's RNN example (trained a few steps first) and check it."""
+    from gradcheck.check import check
+    from gradcheck.examples import rnn
+
+    if args.list_bugs:
+        width = max(len(n) for n in rnn.BUGS)
+        print("Bug variants of the RNN example (use --bug NAME):")
+        for name, bug in rnn.BUGS.items():
+            wrong = ", ".join(sorted(bug.affects))
+            print(f"  {name.ljust(width)}  {bug.description} [wrong: {wrong}]")
+        return EXIT_PASS
+    if args.bug is not None and args.bug not in rnn.BUGS:
+        raise UsageError(f"unknown bug {args.bug!r}; run 'gradcheck demo rnn --list-bugs' to "
+                         "see the names")
+    problem = rnn.make_problem(args.bug, hidden=args.hidden, seq_len=args.seq_len,
+                               batch=args.batch, train_steps=args.train_steps)
+    title = f"with bug {args.bug!r}" if args.bug else "(correct backward pass)"
+    print(f"Checking the seed's RNN example {title}: hidden={args.hidden}, "
+          f"seq_len={args.seq_len}, batch={args.batch}, {problem.n_params} parameters, after "
+          f"{args.train_steps} SGD steps.")
+    report = check(problem.forward, problem.forward_backward, problem.params,
+                   **check_options(args))
+    return finish(report, args)
+
+
+def finish(report: Any, args: argparse.Namespace) -> int:
+    """Print the report, write the JSON and the plot if asked, and return the exit code."""
+    print(report)
+    if getattr(args, "json", None):
+        with open(args.json, "w") as fh:
+            fh.write(report.to_json())
+    if getattr(args, "plot", None):
+        report.plot(args.plot)
+        print(f"Plot written to {args.plot}")
+    return report.exit_code
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="gradcheck", description="Numerical gradient checking.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    demo = sub.add_parser("demo", help="run a built-in example")
+    demo_sub = demo.add_subparsers(dest="example", parser_class=Parser)
+    rnn = demo_sub.add_parser("rnn", help="the seed's vanilla RNN (numpy, hand-written BPTT)")
+    rnn.add_argument("--bug", default=None, help="a bug variant (see --list-bugs)")
+    rnn.add_argument("--list-bugs", action="store_true", help="list the bug variants")
+    rnn.add_argument("--hidden", type=int, default=16)
+    rnn.add_argument("--seq-len", type=int, default=10)
+    rnn.add_argument("--batch", type=int, default=4)
+    rnn.add_argument("--train-steps", type=int, default=20)
+    add_check_options(rnn)
+    rnn.set_defaults(func=cmd_demo_rnn)
+    return parser
+
+
+COMMANDS: list[Callable[[Parser], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not hasattr(args, "func"):
+            raise UsageError("say what to run, e.g. 'gradcheck demo rnn' (see gradcheck --help)")
+        return args.func(args)
+    except UsageError as exc:
+        print(f"gradcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except GradcheckError as exc:
+        print(f"gradcheck: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

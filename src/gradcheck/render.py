@@ -1,0 +1,85 @@
+"""Plain-text rendering of a :class:`~gradcheck.report.Report` (what ``print(report)`` shows)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gradcheck.verdict import INCONCLUSIVE, KINK
+
+if TYPE_CHECKING:
+    from gradcheck.report import Report
+
+HEADLINES = {
+    "pass": "PASS — the analytic gradients agree with the numerical ones",
+    "fail": "FAIL — some analytic gradients are wrong",
+    "inconclusive": "INCONCLUSIVE — the numerics could not decide some entries",
+}
+
+
+def fmt(x: float) -> str:
+    """A number in 9 characters: ``1.234e-05``, or ``nan`` / ``inf``."""
+    if x is None or not np.isfinite(x):
+        return str(x)
+    return f"{x:.3e}" if x != 0 else "0"
+
+
+def table(rows: list[list[str]], right: set[int]) -> list[str]:
+    """Align ``rows`` (first row = header) into columns; ``right``-aligned column indices."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
+                 enumerate(zip(r, widths))]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def render_report(report: Report, worst: int = 5) -> str:
+    """The report as a table a student reads at a glance."""
+    c = report.counts
+    out = [f"gradcheck: {HEADLINES[report.status]}"]
+    bits = [f"{c['checked']} entries checked", f"{c['failed']} failed"]
+    if c["kinks"]:
+        bits.append(f"{c['kinks']} at kinks")
+    if c["inconclusive"]:
+        bits.append(f"{c['inconclusive']} inconclusive")
+    out.append("  " + ", ".join(bits))
+    o = report.options
+    out.append(f"  method {o.get('method')}, h={o.get('h')}, tol={o.get('tol')}, "
+               f"{o.get('measure')} error (Z={o.get('denominator')}, floor {o.get('floor')})")
+    out.append("")
+    measure = "rel err" if o.get("measure", "relative") == "relative" else "abs err"
+    rows = [["tensor", "shape", "checked", "failed", "kinks", "inconcl.", f"max {measure}",
+             f"median {measure}", "verdict"]]
+    for t in report.tensors:
+        rows.append([t.name, "x".join(map(str, t.shape)) or "scalar",
+                     f"{t.checked}/{t.size}" if t.checked != t.size else str(t.checked),
+                     str(t.failed), str(t.count(KINK)), str(t.count(INCONCLUSIVE)),
+                     fmt(t.max_error), fmt(t.median_error), t.verdict])
+    out += table(rows, right={2, 3, 4, 5, 6, 7})
+    entries = report.worst(worst)
+    if entries:
+        out.append("")
+        out.append("Worst entries:")
+        rows = [["entry", "analytic", "numeric", measure, "error bar", "status", "note"]]
+        for e in entries:
+            rows.append([e.name, fmt(e.analytic), fmt(e.numeric), fmt(e.error),
+                         fmt(e.error_bar), e.status, e.note])
+        out += table(rows, right={1, 2, 3, 4})
+    diagnoses = [(t.name, t.diagnosis) for t in report.tensors if t.diagnosis]
+    if diagnoses:
+        out.append("")
+        out.append("Likely bugs:")
+        out += [f"  {name}: {text}" for name, text in diagnoses]
+    if report.warnings:
+        out.append("")
+        out.append("Warnings:")
+        out += [f"  - {w}" for w in report.warnings]
+    if report.notes:
+        out.append("")
+        out += [f"Note: {n}" for n in report.notes]
+    out.append("")
+    out.append(f"{report.evaluations} loss evaluations in {report.wall_time:.2f} s")
+    return "\n".join(out)

@@ -1,0 +1,56 @@
+"""Which entries of each tensor to check (seed §4: a subset is fine, but every kind of
+parameter must be represented)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from gradcheck.errors import InputError
+
+
+def corner_indices(shape: tuple[int, ...]) -> np.ndarray:
+    """Flat (C-order) indices of the tensor's corners: first or last along every axis.
+
+    Off-by-one bugs (a loop that stops one step early, a padding crop that is one too short)
+    live at the edges, so a sample always includes them.
+    """
+    if len(shape) == 0:
+        return np.zeros(1, dtype=np.int64)
+    choices = [sorted({0, n - 1}) for n in shape]
+    corners = [np.ravel_multi_index(c, shape) for c in itertools.product(*choices)]
+    return np.unique(np.asarray(corners, dtype=np.int64))
+
+
+def select(shape: tuple[int, ...], sample: int | float | None, rng: np.random.Generator,
+           name: str = "") -> np.ndarray:
+    """Sorted flat indices to check in a tensor of ``shape``.
+
+    ``sample=None``: every entry. ``sample=k`` (int ≥ 1): ``k`` entries per tensor.
+    ``sample=p`` (float in (0, 1]): a fraction ``p`` of the entries, at least one. The corners
+    are always included (so a tiny ``k`` may give a few more than ``k`` entries); the rest are
+    drawn without replacement from ``rng``.
+    """
+    size = int(np.prod(shape, dtype=np.int64))
+    if sample is None:
+        return np.arange(size, dtype=np.int64)
+    if isinstance(sample, bool) or not isinstance(sample, (int, float, np.integer, np.floating)):
+        raise InputError(f"sample={sample!r} is not a number; pass an int (entries per tensor) "
+                         "or a float in (0, 1] (a fraction of each tensor).")
+    if isinstance(sample, (float, np.floating)):
+        if not 0 < sample <= 1:
+            raise InputError(f"sample={sample} is not a fraction in (0, 1]; pass e.g. 0.1 for "
+                             "10% of each tensor, or an int for a count per tensor.")
+        k = max(1, int(round(sample * size)))
+    else:
+        if sample < 1:
+            raise InputError(f"sample={sample} must be at least 1 entry per tensor.")
+        k = int(sample)
+    if k >= size:
+        return np.arange(size, dtype=np.int64)
+    corners = corner_indices(shape)
+    rest = np.setdiff1d(np.arange(size, dtype=np.int64), corners, assume_unique=True)
+    extra = max(0, k - corners.size)
+    drawn = rng.choice(rest, size=min(extra, rest.size), replace=False) if extra else rest[:0]
+    return np.sort(np.concatenate([corners, drawn]).astype(np.int64))

@@ -1,0 +1,94 @@
+"""Entry verdicts: pass, FAIL, kink, inconclusive or skipped, from an estimate and its error bar.
+
+The seed's test is ``error(a, n) > tol``. Used alone it lies in both directions: it passes NaN
+(``nan > tol`` is False), fails entries whose true gradient is zero (analytic 1e-17, numeric
+1e-10) and fails correct float32 models. Here an entry FAILs only when the disagreement
+exceeds the tolerance, is not negligible at its tensor's gradient scale, and exceeds what the
+numerics could explain (the error bar). When the numerics cannot decide, the entry is
+*inconclusive* and the report says what would decide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcheck import metrics
+
+PASS, FAIL, KINK, INCONCLUSIVE, SKIPPED = 0, 1, 2, 3, 4
+STATUS_NAMES = {PASS: "pass", FAIL: "FAIL", KINK: "kink", INCONCLUSIVE: "inconclusive",
+                SKIPPED: "skipped"}
+
+#: An entry is negligible when its error is below ``tol`` times its tensor's gradient scale.
+#: The scale is the RMS of the numeric gradient over the tensor's checked entries.
+
+
+@dataclass
+class Criteria:
+    """How entries are judged (the options of :func:`gradcheck.check` that matter here)."""
+
+    tol: float = 1e-5
+    measure: str = "relative"
+    denominator: str = "max"
+    floor: float = 1e-8
+    error_bar_factor: float = 1.0
+
+
+@dataclass
+class Judgement:
+    """Per-entry results of :func:`judge` (arrays of one tensor's checked entries)."""
+
+    status: np.ndarray      # int codes, see STATUS_NAMES
+    error: np.ndarray       # the chosen error measure
+    abs_error: np.ndarray
+    reason: np.ndarray      # object array of short notes ("" when none)
+
+
+def tensor_scale(numeric: np.ndarray) -> float:
+    """Gradient scale of a tensor: RMS of its finite numeric entries (0 if none)."""
+    finite = numeric[np.isfinite(numeric)]
+    return float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
+
+
+def judge(analytic: np.ndarray, numeric: np.ndarray, error_bar: np.ndarray,
+          criteria: Criteria, scale: float | None = None) -> Judgement:
+    """Judge each entry.
+
+    Rules, in order:
+
+    1. analytic NaN/Inf → FAIL (the textbook ``err > tol`` test silently passes NaN);
+    2. numeric NaN/Inf → inconclusive (the loss is not finite next to this entry);
+    3. ``error ≤ tol`` → pass;
+    4. ``|a - n| ≤ tol · scale`` (negligible against the tensor's gradient scale) → pass;
+    5. ``|a - n| ≤ k · error_bar``: if both ``|a|`` and ``|n|`` are within the error bar, both
+       say "zero" → pass; otherwise the numerics cannot decide → inconclusive;
+    6. otherwise → FAIL.
+    """
+    a = np.asarray(analytic, dtype=np.float64)
+    n = np.asarray(numeric, dtype=np.float64)
+    bar = criteria.error_bar_factor * np.asarray(error_bar, dtype=np.float64)
+    abs_err = metrics.absolute_error(a, n)
+    err = metrics.error(a, n, criteria.measure, criteria.denominator, criteria.floor)
+    if scale is None:
+        scale = tensor_scale(n)
+    status = np.full(a.shape, FAIL, dtype=np.int8)
+    reason = np.full(a.shape, "", dtype=object)
+
+    bad_a = ~np.isfinite(a)
+    bad_n = ~np.isfinite(n) & ~bad_a
+    ok = np.isfinite(a) & np.isfinite(n)
+    within_tol = ok & (err <= criteria.tol)
+    negligible = ok & ~within_tol & (abs_err <= criteria.tol * scale)
+    explained = ok & ~within_tol & ~negligible & (abs_err <= bar)
+    both_zero = explained & (np.abs(a) <= bar) & (np.abs(n) <= bar)
+
+    status[within_tol | negligible | both_zero] = PASS
+    status[explained & ~both_zero] = INCONCLUSIVE
+    status[bad_n] = INCONCLUSIVE
+    reason[bad_a] = "the analytic gradient is not finite"
+    reason[bad_n] = "the loss is not finite next to this entry"
+    reason[negligible] = "negligible at this tensor's gradient scale"
+    reason[both_zero] = "zero within numerical resolution"
+    reason[explained & ~both_zero] = "difference within the numerical error bar"
+    return Judgement(status, err, abs_err, reason)
