@@ -139,8 +139,9 @@ def test_forward_backward_loss_equals_forward(problem):
 
 def test_forward_is_mean_over_batch_of_per_sequence_sums(problem):
     per_seq = [
-        rnn.forward_loss(problem.h0[i : i + 1], problem.x[i : i + 1], problem.y[i : i + 1],
-                         problem.params)
+        rnn.forward_loss(
+            problem.h0[i : i + 1], problem.x[i : i + 1], problem.y[i : i + 1], problem.params
+        )
         for i in range(problem.y.shape[0])
     ]
     assert problem.forward(problem.params) == pytest.approx(np.mean(per_seq), rel=1e-13)
@@ -223,8 +224,7 @@ def test_bug_catalogue():
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_bug_changes_exactly_its_tensors(problem, bug):
     loss, good = problem.forward_backward(problem.params)
-    bad_loss, bad = rnn.forward_backward(problem.h0, problem.x, problem.y, problem.params,
-                                         bug=bug)
+    bad_loss, bad = rnn.forward_backward(problem.h0, problem.x, problem.y, problem.params, bug=bug)
     assert bad_loss == loss
     for name in PARAM_NAMES:
         assert bad[name].shape == good[name].shape
@@ -259,8 +259,7 @@ def test_bug_scales_are_what_they_claim():
     np.testing.assert_allclose(grads("sign")["V"], -good["V"], rtol=1e-13)
     batch = p.y.shape[0]
     np.testing.assert_allclose(grads("batch_scale")["V"], batch * good["V"], rtol=1e-12)
-    np.testing.assert_allclose(grads("batch_scale")["c"], batch * good["c"], rtol=1e-12,
-                               atol=1e-14)
+    np.testing.assert_allclose(grads("batch_scale")["c"], batch * good["c"], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(grads("transpose")["W"], good["W"].T, rtol=1e-13)
 
 
@@ -398,7 +397,7 @@ def test_torch_twin_same_loss_and_grads(problem):
     assert all(t.dtype == torch.float64 and t.requires_grad for t in tensors)
     loss_t = fn(*tensors)
     loss, grads = problem.forward_backward(problem.params)
-    assert float(loss_t) == pytest.approx(loss, rel=1e-13)
+    assert float(loss_t.detach()) == pytest.approx(loss, rel=1e-13)
     auto = torch.autograd.grad(loss_t, tensors)
     for name, g in zip(PARAM_NAMES, auto):
         assert g.shape == tuple(problem.params[name].shape)
