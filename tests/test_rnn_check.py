@@ -1,0 +1,48 @@
+"""The seed's RNN example through the checker and the CLI (issue: core checker)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import gradcheck as gc
+from gradcheck.cli import main
+from gradcheck.examples import rnn
+
+
+def test_correct_rnn_passes_at_defaults_in_float64() -> None:
+    problem = rnn.make_problem()
+    report = gc.check(problem.forward, problem.forward_backward, problem.params)
+    assert report.status == "pass", report
+    assert report.counts["checked"] == problem.n_params
+    assert report.evaluations == 2 + 2 * problem.n_params
+
+
+@pytest.mark.parametrize("bug", sorted(rnn.BUGS))
+def test_every_bug_fails_and_names_exactly_its_tensors(bug: str) -> None:
+    problem = rnn.make_problem(bug)
+    report = gc.check(problem.forward, problem.forward_backward, problem.params)
+    assert report.status == "fail"
+    assert set(report.failing_tensors) == set(rnn.BUGS[bug].affects), report
+
+
+def test_cli_demo_exit_codes_and_json(tmp_path, capsys) -> None:
+    assert main(["demo", "rnn"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "1163" in out
+    path = tmp_path / "r.json"
+    assert main(["demo", "rnn", "--bug", "sign", "--json", str(path)]) == 1
+    data = json.loads(path.read_text())
+    assert data["status"] == "fail"
+    assert [t["name"] for t in data["tensors"] if t["failed"]] == ["V"]
+
+
+def test_cli_usage_errors_are_one_line(capsys) -> None:
+    assert main(["demo", "rnn", "--bug", "nope"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--list-bugs" in err
+    assert main([]) == 3
+    assert main(["demo", "rnn", "--tol", "abc"]) == 3
+    assert main(["demo", "rnn", "--list-bugs"]) == 0
+    assert "transpose" in capsys.readouterr().out
