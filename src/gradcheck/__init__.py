@@ -7,12 +7,15 @@
 
 from gradcheck.check import check
 from gradcheck.errors import ForwardError, GradcheckError, InputError
+from gradcheck.layers import check_layer
 from gradcheck.report import EntryResult, Report, TensorReport
 from gradcheck.seedapi import grad_check, numerical_gradient
+from gradcheck.testing import assert_gradients, assert_layer_gradients
 
 __version__ = "0.1.0"
 
 __all__ = [
     "check", "grad_check", "numerical_gradient", "Report", "TensorReport", "EntryResult",
     "GradcheckError", "InputError", "ForwardError", "__version__",
+    "check_layer", "assert_gradients", "assert_layer_gradients",
 ]
