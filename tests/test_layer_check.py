@@ -185,3 +185,10 @@ def test_loss_convention() -> None:
 
 def test_check_layer_is_exported() -> None:
     assert gc.check_layer is check_layer
+
+
+def test_complex_step_through_a_layer() -> None:
+    x, w = np.linspace(0.1, 1.0, 6).reshape(2, 3), np.full((2, 3), 0.5)
+    report = check_layer(square_forward, square_backward, {"x": x, "w": w}, method="complex")
+    assert report.status == "pass", report
+    assert report.tensor("x").max_error < 1e-12

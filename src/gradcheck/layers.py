@@ -247,7 +247,8 @@ def _inner(out: Any, dout: Any) -> Any:
         parts = [_inner(o, d) for o, d in zip(out, dout)]
         return sum(parts[1:], parts[0])
     o = np.asarray(out)
-    total = np.sum(o.astype(np.float64) * np.asarray(dout, dtype=np.float64))
+    wide = np.complex128 if np.iscomplexobj(o) else np.float64   # complex step keeps Im
+    total = np.sum(o.astype(wide) * np.asarray(dout, dtype=np.float64))
     if np.issubdtype(o.dtype, np.floating) and o.dtype != np.float64:
         return o.dtype.type(total)
     return total
