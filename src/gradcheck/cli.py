@@ -35,6 +35,8 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=_sample, default=None,
                    help="entries per tensor (int) or a fraction (float in (0, 1])")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    p.add_argument("--plot", metavar="FILE", default=None,
+                   help="also draw error heatmaps and a histogram to FILE.png (needs matplotlib)")
 
 
 def _sample(text: str) -> int | float:
