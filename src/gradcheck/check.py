@@ -17,10 +17,13 @@ import numpy as np
 from gradcheck import tree as trees
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluators import SerialEvaluator, loss_dtype, loss_value
+from gradcheck.progress import make_progress
 from gradcheck.randomness import make_reset
 from gradcheck.report import Report, TensorReport
 from gradcheck.sampling import select
 from gradcheck.schemes import get_scheme
+from gradcheck.secondlook import Context as LookContext
+from gradcheck.secondlook import second_look
 from gradcheck.steps import nominal_steps
 from gradcheck.verdict import Criteria, judge, tensor_scale
 
@@ -48,6 +51,13 @@ class Options:
     seed: int | None = None
     reset: Callable[[], None] | None = None
     loss_scale: float = 1.0
+    mode: str = "elementwise"
+    batched_forward: Callable[[Any], Any] | None = None
+    batch_size: int | None = None
+    executor: Any = None
+    workers: int | None = None
+    progress: bool = True
+    second_look: bool = True
 
     def __post_init__(self) -> None:
         self.scheme = get_scheme(self.method)
@@ -64,12 +74,37 @@ class Options:
                              "'abs_analytic' (|a|) or 'sum' (|a|+|n|).")
         if not (isinstance(self.loss_scale, (int, float)) and self.loss_scale > 0):
             raise InputError(f"loss_scale={self.loss_scale!r} must be a positive number.")
+        _validate_speed_options(self)
 
     def public(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         if d["reset"] is not None:
             d["reset"] = getattr(d["reset"], "__name__", "callable")
+        for key in ("batched_forward", "executor"):
+            if d[key] is not None:
+                d[key] = getattr(d[key], "__name__", type(d[key]).__name__)
         return d
+
+
+def _validate_speed_options(o: Options) -> None:
+    """Checks of mode, batched_forward, batch_size, executor, workers and progress."""
+    if o.mode not in ("elementwise", "directional"):
+        raise InputError(f"mode={o.mode!r}: choose 'elementwise' (every entry, default) or "
+                         "'directional' (one random direction per tensor, then localise).")
+    if o.batched_forward is not None and not callable(o.batched_forward):
+        raise InputError(f"batched_forward={o.batched_forward!r} is not callable; pass a "
+                         "function of stacked params that returns a vector of losses.")
+    if o.batch_size is not None and not (isinstance(o.batch_size, int) and o.batch_size >= 1):
+        raise InputError(f"batch_size={o.batch_size!r} must be a positive integer such as 64.")
+    if o.workers is not None and not (isinstance(o.workers, int) and o.workers >= 1):
+        raise InputError(f"workers={o.workers!r} must be a positive integer such as 2.")
+    if o.executor is not None and not hasattr(o.executor, "submit"):
+        raise InputError(f"executor={o.executor!r} has no submit(); pass a "
+                         "concurrent.futures.Executor such as ProcessPoolExecutor() or a "
+                         "Dask client.get_executor().")
+    if o.executor is not None and o.workers is not None:
+        raise InputError("pass either executor= or workers=, not both (workers=N starts a "
+                         "local process pool).")
 
 
 def make_options(options: dict[str, Any]) -> Options:
@@ -210,6 +245,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     reset = make_reset(opts.seed, opts.reset)
     warnings: list[str] = []
     notes: list[str] = []
+    opened: list[Any] = []  # evaluators and the progress bar, closed in the finally
     try:
         analytic = analytic_gradients(forward_backward, params, leaves, reset)
         moved = changed_leaves(leaves, snapshot)
@@ -219,8 +255,11 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         work, dtype_note, probes = _choose_workspace(forward, params, leaves, opts, reset)
         if dtype_note:
             notes.append(dtype_note)
-        evaluator = SerialEvaluator(_scaled(forward, opts.loss_scale), work.tree, work.arrays,
-                                    [leaf.name for leaf in leaves], reset)
+        progress = make_progress(opts.progress, _expected_evaluations(leaves, opts))
+        opened.append(progress)
+        evaluator = _make_evaluator(forward, work, leaves, opts, reset, complex_mode=False)
+        opened.append(evaluator)
+        evaluator.progress = progress
         f0 = evaluator.base()
         f0_again = evaluator.base()
         moved = changed_leaves(leaves, snapshot)
@@ -246,9 +285,18 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         numeric_eval = evaluator
         if opts.scheme.is_complex:
             cwork = promoted_workspace(params, leaves, np.complex128)
-            numeric_eval = SerialEvaluator(_scaled(forward, opts.loss_scale), cwork.tree,
-                                           cwork.arrays, [leaf.name for leaf in leaves], reset,
+            numeric_eval = _make_evaluator(forward, cwork, leaves, opts, reset,
                                            complex_mode=True)
+            opened.append(numeric_eval)
+            numeric_eval.progress = progress
+        if opts.mode == "directional":
+            tensors = _check_directional(leaves, evaluator, numeric_eval, work, analytic, f0,
+                                         noise, opts, progress)
+            evaluations = probes + evaluator.count
+            if numeric_eval is not evaluator:
+                evaluations += numeric_eval.count
+            return _report(_overall(tensors), tensors, opts, evaluations, start, warnings,
+                           notes, f0)
         rng = np.random.default_rng(opts.sample_seed)
         tensors = []
         for i, leaf in enumerate(leaves):
@@ -261,6 +309,9 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         status = _overall(tensors)
         return _report(status, tensors, opts, evaluations, start, warnings, notes, f0)
     finally:
+        for thing in opened:
+            if thing is not None:
+                thing.close()
         moved = changed_leaves(leaves, snapshot)
         restore(leaves, snapshot)
         if moved and not _already_raising():
@@ -273,6 +324,74 @@ def _already_raising() -> bool:
     import sys
 
     return sys.exc_info()[0] is not None
+
+
+def _make_evaluator(forward, work: Workspace, leaves, opts: Options, reset, complex_mode: bool
+                    ) -> Any:
+    """Serial, batched or executor evaluator, as the options ask (see gradcheck.evaluators).
+
+    With the complex step, the real-valued evaluator only computes the base loss, so it stays
+    serial; the complex one does the work.
+    """
+    names = [leaf.name for leaf in leaves]
+    fwd = _scaled(forward, opts.loss_scale)
+    batched = opts.batched_forward
+    if batched is not None and opts.loss_scale != 1.0:
+        batched = _scaled(batched, opts.loss_scale)
+    if opts.scheme.is_complex and not complex_mode and opts.mode == "elementwise":
+        return SerialEvaluator(fwd, work.tree, work.arrays, names, reset)
+    if opts.executor is not None or opts.workers is not None:
+        from gradcheck.parallel import ExecutorEvaluator
+
+        return ExecutorEvaluator(opts.executor, fwd, work.tree, work.arrays, names, opts.seed,
+                                 opts.reset, complex_mode, opts.workers, batched,
+                                 opts.batch_size)
+    if batched is not None:
+        from gradcheck.evaluators import BatchedEvaluator
+
+        return BatchedEvaluator(batched, work.tree, work.arrays, names, reset, complex_mode,
+                                opts.batch_size)
+    return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode)
+
+
+def _expected_evaluations(leaves: list[trees.Leaf], opts: Options) -> int:
+    """About how many evaluations the check will take (for the progress bar's ETA)."""
+    if opts.mode == "directional":
+        return 2 + 2 * len(leaves)
+    total = 0
+    for leaf in leaves:
+        size = leaf.size
+        if isinstance(opts.sample, float):
+            size = max(1, int(round(opts.sample * size)))
+        elif isinstance(opts.sample, int):
+            size = min(size, opts.sample)
+        total += size
+    return 2 + total * opts.scheme.evaluations
+
+
+def _check_directional(leaves, evaluator, numeric_eval, work: Workspace, analytic: Analytic,
+                       f0: float, noise: float, opts: Options, progress: Any
+                       ) -> list[TensorReport]:
+    """``mode="directional"``: one random direction per tensor, localisation of failures,
+    located entries checked elementwise (see gradcheck.directional)."""
+    from gradcheck.directional import check_directional
+
+    grads = [g * opts.loss_scale for g in analytic.grads]
+
+    def elementwise(i: int, idx: np.ndarray) -> TensorReport:
+        if idx.size == 0:
+            return _empty_tensor(leaves[i])
+        return _check_leaf(i, leaves[i], idx, numeric_eval, work.arrays[i], grads[i], f0,
+                           noise, opts)
+
+    results = check_directional(evaluator, [leaf.name for leaf in leaves], work.arrays, grads,
+                                noise, float(opts.h) if not opts.scheme.is_complex else 1e-5,
+                                opts.sample_seed, ANALYTIC_ULPS, elementwise, progress)
+    tensors = []
+    for tensor, result in results:
+        tensor.directional = result
+        tensors.append(tensor)
+    return tensors
 
 
 def _scaled(forward: Callable[[Any], Any], scale: float) -> Callable[[Any], Any]:
@@ -354,7 +473,15 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
                         opts.floor)
     bar = est.error_bar + analytic_bar
     j = judge(a_real, est.value, bar, criteria, scale)
-    return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, est.value,
+    numeric = est.value
+    if opts.second_look and not scheme.is_complex:
+        # Kinks (smaller steps) for would-be failures, larger steps for inconclusive entries.
+        ctx = LookContext(evaluator, i, idx, x, a_real, est.value, est.step, f0, noise, dtype,
+                          criteria, scale, analytic_bar, float(opts.h),
+                          getattr(evaluator, "loss_dtype", None))
+        revised = second_look(ctx, j, bar)
+        j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
+    return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, numeric,
                         j.error, j.abs_error, bar, j.status, j.reason)
 
 

@@ -46,7 +46,8 @@ def numerical_gradient(forward: Callable[[Any], Any], params: Any, *, method: st
     def zeros_backward(p: Any) -> Any:
         return trees.map_leaves(p, lambda a: np.zeros(np.shape(a)))
 
-    kwargs: dict[str, Any] = {"method": method, "relative_step": relative_step, "seed": seed}
+    kwargs: dict[str, Any] = {"method": method, "relative_step": relative_step, "seed": seed,
+                              "second_look": False}  # the estimate at h, as asked
     if h is not None:
         kwargs["h"] = h
     report = check(forward, zeros_backward, params, **kwargs)

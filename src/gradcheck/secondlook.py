@@ -1,0 +1,161 @@
+"""A second look at the entries the first estimate could not settle.
+
+After :func:`gradcheck.verdict.judge`, two kinds of entries are looked at again, each with a
+few more loss evaluations (only for those entries, so a correct smooth model pays nothing):
+
+* **would-be failures** go to the kink analysis (:mod:`gradcheck.kinks`): smaller steps and
+  one-sided slopes;
+* **inconclusive entries** (the loss's rounding noise, divided by ``h``, swamps the difference)
+  and failures too close to the noise for smaller steps to help get *larger* steps
+  ``s_k = h·max(1, |x|)·10^k``, ``k = 0..3``. The truncation error at ``s_k`` is estimated from
+  the next step: central differences are ``O(s²)``, so ``|n(s_k) - n(s_{k+1})| ≈ 99·T(s_k)``
+  (Richardson; see Press et al., *Numerical Recipes*, §5.7, and the step-ladder of
+  numdifftools). The entry is re-judged at ``s_k`` with the error bar
+  ``noise/s_k + SAFETY·|n(s_k) - n(s_{k+1})|/99``; the first step that decides wins.
+
+What is still undecided stays *inconclusive* with a note saying what would decide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck import kinks, metrics
+from gradcheck.verdict import FAIL, INCONCLUSIVE, KINK, PASS, Criteria, Judgement, judge
+
+#: Largest step multiplier tried by the step-up ladder (times ``h·max(1, |x|)``).
+LADDER = (1.0, 10.0, 100.0, 1000.0)
+#: Safety factor on the Richardson truncation estimate.
+SAFETY = 3.0
+
+
+@dataclass
+class Context:
+    """Everything a second look needs about one tensor's chunk of entries."""
+
+    evaluator: Any
+    leaf: int
+    flat_index: np.ndarray
+    x: np.ndarray
+    analytic: np.ndarray
+    numeric: np.ndarray
+    step: np.ndarray
+    f0: float
+    noise: float
+    dtype: np.dtype
+    criteria: Criteria
+    scale: float
+    analytic_bar: np.ndarray
+    h: float
+    loss_dtype: np.dtype | None = None
+
+
+@dataclass
+class Revised:
+    """The revised per-entry arrays (same length as the chunk) and the extra evaluations."""
+
+    judgement: Judgement
+    numeric: np.ndarray
+    error_bar: np.ndarray
+    evaluations: int
+
+
+def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled: bool = True
+                ) -> Revised:
+    """Revise ``j`` (from :func:`judge`) by looking again at FAIL and inconclusive entries."""
+    status = j.status.copy()
+    reason = j.reason.copy()
+    numeric = np.array(ctx.numeric, dtype=np.float64)
+    bar = np.array(error_bar, dtype=np.float64)
+    evaluations = 0
+    finite = np.isfinite(ctx.analytic) & np.isfinite(numeric)
+    # 1. would-be failures: kink analysis with smaller steps.
+    noisy_fail = np.zeros(status.shape, bool)
+    fails = np.flatnonzero((status == FAIL) & finite)
+    if fails.size and kinks_enabled:
+        k = kinks.analyse(ctx.evaluator, ctx.leaf, ctx.flat_index[fails], ctx.x[fails],
+                          ctx.analytic[fails], numeric[fails], ctx.step[fails], ctx.f0, ctx.noise,
+                          ctx.dtype, ctx.criteria, ctx.scale, ctx.analytic_bar[fails])
+        evaluations += k.evaluations
+        d = fails[k.decided]
+        status[d] = k.status[k.decided]
+        reason[d] = k.note[k.decided]
+        numeric[d] = k.numeric[k.decided]
+        bar[d] = k.error_bar[k.decided]
+        noisy_fail[fails[~k.decided]] = True
+    # 2. inconclusive entries and noise-limited failures: larger steps.
+    todo = np.flatnonzero(((status == INCONCLUSIVE) | noisy_fail) & finite)
+    if todo.size:
+        evaluations += _step_up(ctx, todo, noisy_fail, status, reason, numeric, bar)
+    # 3. say what would decide what is left.
+    left = np.flatnonzero((status == INCONCLUSIVE) & finite)
+    for i in left:
+        reason[i] = what_would_decide(bar[i], ctx.noise, ctx.step[i], ctx.loss_dtype)
+    abs_err = metrics.absolute_error(ctx.analytic, numeric)
+    err = metrics.error(ctx.analytic, numeric, ctx.criteria.measure, ctx.criteria.denominator,
+                        ctx.criteria.floor)
+    return Revised(Judgement(status, err, abs_err, reason), numeric, bar, evaluations)
+
+
+def _step_up(ctx: Context, todo: np.ndarray, noisy_fail: np.ndarray, status: np.ndarray,
+             reason: np.ndarray, numeric: np.ndarray, bar: np.ndarray) -> int:
+    """Re-judge ``todo`` at larger steps; update the arrays in place; return evaluations."""
+    count0 = getattr(ctx.evaluator, "count", 0)
+    base = np.asarray(ctx.step[todo], dtype=np.float64) * np.maximum(1.0, np.abs(
+        np.asarray(ctx.x[todo], dtype=np.float64)))
+    n = todo.size
+    prev = {k: np.full(n, np.nan) for k in ("c", "rc", "step")}
+    pending = np.ones(n, bool)
+    for level, m in enumerate(LADDER):
+        pos = np.flatnonzero(pending)
+        if pos.size == 0:
+            break
+        p = kinks.probe(ctx.evaluator, ctx.leaf, ctx.flat_index[todo[pos]], ctx.x[todo[pos]],
+                        base[pos] * m, ctx.f0, ctx.noise, ctx.dtype)
+        if level > 0:
+            c, rc, st = prev["c"][pos], prev["rc"][pos], prev["step"][pos]
+            a = ctx.analytic[todo[pos]]
+            abar = ctx.analytic_bar[todo[pos]]
+            trunc = SAFETY * np.abs(c - p.central) / 99.0
+            b = rc + trunc + abar
+            jj = judge(a, c, b, ctx.criteria, ctx.scale)
+            usable = np.isfinite(c) & np.isfinite(p.central)
+            passed = usable & (jj.status == PASS)
+            # a failure found here must not be a noise artefact either: the disagreement must
+            # also exceed the (larger) error bar of the next step.
+            b_next = p.rounding_central + 100.0 * trunc + abar
+            failed = usable & (jj.status == FAIL) & (np.abs(a - p.central) > b_next)
+            for k in np.flatnonzero(passed | failed):
+                i = todo[pos[k]]
+                status[i] = PASS if passed[k] else FAIL
+                numeric[i] = c[k]
+                bar[i] = b[k]
+                why = ("the disagreement at h was within a few rounding errors" if noisy_fail[i]
+                       else "rounding swamped the difference at h")
+                verdict = "agrees" if passed[k] else "disagrees"
+                reason[i] = f"{verdict} at the larger step {st[k]:.1e} ({why})"
+            pending[pos[passed | failed]] = False
+        prev["c"][pos], prev["rc"][pos], prev["step"][pos] = (p.central, p.rounding_central,
+                                                               p.step)
+    return getattr(ctx.evaluator, "count", 0) - count0
+
+
+def what_would_decide(bar: float, noise: float, step: float, loss_dtype: np.dtype | None) -> str:
+    """One sentence on why an entry is inconclusive and what would decide it."""
+    low = loss_dtype is not None and np.dtype(loss_dtype).itemsize < 8
+    if low:
+        return ("the loss is computed in low precision and its rounding swamps the difference; "
+                "a float64 forward (or promote=True with a forward that accepts float64) would "
+                "decide it")
+    if bar > 0 and noise / max(step, 1e-300) >= 0.5 * bar:
+        return ("the loss's rounding noise swamps the difference even at larger steps; "
+                "method='complex' (if the forward is complex-analytic), a larger h or "
+                "loss_scale= would decide it")
+    return ("the difference is within the estimated truncation error; a smaller h or "
+            "method='complex' would decide it")
+
+
+__all__ = ["Context", "Revised", "second_look", "what_would_decide", "KINK"]
