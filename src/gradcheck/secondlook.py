@@ -28,6 +28,8 @@ from gradcheck.verdict import FAIL, INCONCLUSIVE, KINK, PASS, Criteria, Judgemen
 
 #: Largest step multiplier tried by the step-up ladder (times ``h·max(1, |x|)``).
 LADDER = (1.0, 10.0, 100.0, 1000.0)
+#: Step divisors tried when the loss is not finite at ``x ± h`` (a domain edge within h).
+LADDER_DOWN = (1e-1, 1e-2, 1e-3, 1e-4)
 #: Safety factor on the Richardson truncation estimate.
 SAFETY = 3.0
 
@@ -89,8 +91,17 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
     # 2. inconclusive entries and noise-limited failures: larger steps.
     todo = np.flatnonzero(((status == INCONCLUSIVE) | noisy_fail) & finite)
     if todo.size:
-        evaluations += _step_up(ctx, todo, noisy_fail, status, reason, numeric, bar)
-    # 3. say what would decide what is left.
+        base = np.asarray(ctx.step[todo], dtype=np.float64) * np.maximum(1.0, np.abs(
+            np.asarray(ctx.x[todo], dtype=np.float64)))
+        evaluations += _ladder(ctx, todo, base, LADDER, noisy_fail, status, reason, numeric,
+                               bar)
+    # 3. the loss is not finite at x ± h (a domain edge within h): smaller steps.
+    todo = np.flatnonzero(np.isfinite(ctx.analytic) & ~np.isfinite(numeric)
+                          & np.isfinite(ctx.step))
+    if todo.size:
+        evaluations += _ladder(ctx, todo, np.asarray(ctx.step[todo], dtype=np.float64),
+                               LADDER_DOWN, noisy_fail, status, reason, numeric, bar)
+    # 4. say what would decide what is left.
     left = np.flatnonzero((status == INCONCLUSIVE) & finite)
     for i in left:
         reason[i] = what_would_decide(bar[i], ctx.noise, ctx.step[i], ctx.loss_dtype)
@@ -100,16 +111,17 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
     return Revised(Judgement(status, err, abs_err, reason), numeric, bar, evaluations)
 
 
-def _step_up(ctx: Context, todo: np.ndarray, noisy_fail: np.ndarray, status: np.ndarray,
-             reason: np.ndarray, numeric: np.ndarray, bar: np.ndarray) -> int:
-    """Re-judge ``todo`` at larger steps; update the arrays in place; return evaluations."""
+def _ladder(ctx: Context, todo: np.ndarray, base: np.ndarray, multipliers: tuple[float, ...],
+            noisy_fail: np.ndarray, status: np.ndarray, reason: np.ndarray, numeric: np.ndarray,
+            bar: np.ndarray) -> int:
+    """Re-judge ``todo`` at steps ``base·m`` for ``m`` in ``multipliers``, each judged with a
+    truncation bar from the next step; update the arrays in place; return evaluations."""
     count0 = getattr(ctx.evaluator, "count", 0)
-    base = np.asarray(ctx.step[todo], dtype=np.float64) * np.maximum(1.0, np.abs(
-        np.asarray(ctx.x[todo], dtype=np.float64)))
+    down = multipliers[-1] < multipliers[0]
     n = todo.size
     prev = {k: np.full(n, np.nan) for k in ("c", "rc", "step")}
     pending = np.ones(n, bool)
-    for level, m in enumerate(LADDER):
+    for level, m in enumerate(multipliers):
         pos = np.flatnonzero(pending)
         if pos.size == 0:
             break
@@ -119,24 +131,35 @@ def _step_up(ctx: Context, todo: np.ndarray, noisy_fail: np.ndarray, status: np.
             c, rc, st = prev["c"][pos], prev["rc"][pos], prev["step"][pos]
             a = ctx.analytic[todo[pos]]
             abar = ctx.analytic_bar[todo[pos]]
-            trunc = SAFETY * np.abs(c - p.central) / 99.0
+            ratio = (multipliers[level] / multipliers[level - 1]) ** 2
+            trunc = SAFETY * np.abs(c - p.central) / abs(ratio - 1.0)
+            if down:  # judge at the smaller step, with the larger one as the second opinion
+                c, rc, st = p.central, p.rounding_central, p.step
+                trunc = trunc * min(ratio, 1.0 / ratio)
             b = rc + trunc + abar
             jj = judge(a, c, b, ctx.criteria, ctx.scale)
             usable = np.isfinite(c) & np.isfinite(p.central)
             passed = usable & (jj.status == PASS)
             # a failure found here must not be a noise artefact either: the disagreement must
             # also exceed the (larger) error bar of the next step.
-            b_next = p.rounding_central + 100.0 * trunc + abar
-            failed = usable & (jj.status == FAIL) & (np.abs(a - p.central) > b_next)
+            other = prev["c"][pos] if down else p.central
+            other_rc = prev["rc"][pos] if down else p.rounding_central
+            b_next = other_rc + max(ratio, 1.0 / ratio) * trunc + abar
+            failed = usable & (jj.status == FAIL) & (np.abs(a - other) > b_next)
             for k in np.flatnonzero(passed | failed):
                 i = todo[pos[k]]
                 status[i] = PASS if passed[k] else FAIL
                 numeric[i] = c[k]
                 bar[i] = b[k]
-                why = ("the disagreement at h was within a few rounding errors" if noisy_fail[i]
-                       else "rounding swamped the difference at h")
+                if down:
+                    why = "the loss is not finite at x ± h"
+                elif noisy_fail[i]:
+                    why = "the disagreement at h was within a few rounding errors"
+                else:
+                    why = "rounding swamped the difference at h"
                 verdict = "agrees" if passed[k] else "disagrees"
-                reason[i] = f"{verdict} at the larger step {st[k]:.1e} ({why})"
+                size = "smaller" if down else "larger"
+                reason[i] = f"{verdict} at the {size} step {st[k]:.1e} ({why})"
             pending[pos[passed | failed]] = False
         prev["c"][pos], prev["rc"][pos], prev["step"][pos] = (p.central, p.rounding_central,
                                                                p.step)

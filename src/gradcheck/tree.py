@@ -172,3 +172,47 @@ def validate_leaves(leaves: list[Leaf]) -> None:
                 "tensor once (a shared weight is one parameter)."
             )
         seen[key] = leaf.name
+
+
+def check_structure(params: Any, leaves: list[Leaf], who: str) -> None:
+    """Raise if ``who`` (the forward) replaced, added or removed arrays in the params tree.
+
+    The original arrays are put back first (dicts and lists; tuples are immutable), so the
+    user's params are as they were before the check.
+    """
+    now = flatten(params)
+    before = [(leaf.name, id(leaf.array)) for leaf in leaves]
+    after = [(leaf.name, id(leaf.array)) for leaf in now]
+    if before == after:
+        return
+    names_before = [n for n, _ in before]
+    names_after = [n for n, _ in after]
+    added = [n for n in names_after if n not in names_before]
+    removed = [n for n in names_before if n not in names_after]
+    replaced = [n for (n, i) in before if (n, i) not in after and n in names_after]
+    _put_back(params, leaves)
+    what = "; ".join(part for part in (
+        f"replaced {', '.join(repr(n) for n in replaced)}" if replaced else "",
+        f"added {', '.join(repr(n) for n in added)}" if added else "",
+        f"removed {', '.join(repr(n) for n in removed)}" if removed else "") if part)
+    raise InputError(
+        f"{who} modified the params container ({what}); it must not add, remove or replace "
+        "parameters — read params and compute into new arrays (the originals were put back)."
+    )
+
+
+def _put_back(params: Any, leaves: list[Leaf]) -> None:
+    """Re-insert the original arrays at their paths (best effort; tuples cannot be edited)."""
+    for leaf in leaves:
+        node = params
+        try:
+            for key in leaf.path[:-1]:
+                node = node[key]
+            if leaf.path and isinstance(node, (dict, list)):
+                node[leaf.path[-1]] = leaf.array
+        except (KeyError, IndexError, TypeError):
+            continue
+    if isinstance(params, dict):
+        names = {leaf.path[0] for leaf in leaves if leaf.path}
+        for key in [k for k in params if k not in names]:
+            del params[key]

@@ -23,6 +23,12 @@ STATUS_NAMES = {PASS: "pass", FAIL: "FAIL", KINK: "kink", INCONCLUSIVE: "inconcl
 #: An entry is negligible when its error is below ``tol`` times its tensor's gradient scale.
 #: The scale is the RMS of the numeric gradient over the tensor's checked entries.
 
+#: Two evaluations of the forward at the same params that differ by at most this many
+#: rounding units of the loss are "jitter" (threaded or unordered sums), not randomness.
+JITTER_ULPS = 64.0
+#: How many entries a warning names before it says "and N more".
+NAMED = 5
+
 
 @dataclass
 class Criteria:
@@ -87,8 +93,52 @@ def judge(analytic: np.ndarray, numeric: np.ndarray, error_bar: np.ndarray,
     status[explained & ~both_zero] = INCONCLUSIVE
     status[bad_n] = INCONCLUSIVE
     reason[bad_a] = "the analytic gradient is not finite"
-    reason[bad_n] = "the loss is not finite next to this entry"
+    reason[bad_n] = "the loss is not finite at θ ± h for this entry"
     reason[negligible] = "negligible at this tensor's gradient scale"
     reason[both_zero] = "zero within numerical resolution"
     reason[explained & ~both_zero] = "difference within the numerical error bar"
     return Judgement(status, err, abs_err, reason)
+
+
+def nondeterminism_is_rounding(f0: float, f1: float, dtype: np.dtype | None) -> bool:
+    """True when two evaluations at the same point differ, but only by rounding jitter.
+
+    ``0 < |f0 - f1| ≤ JITTER_ULPS · ε(dtype) · |f0|``: a parallel or unordered reduction
+    (BLAS threads, atomics) changes the last bits of the loss between calls. That is noise the
+    error bars can absorb; a new batch or a new dropout mask changes far more.
+    """
+    if f0 == f1 or not (np.isfinite(f0) and np.isfinite(f1)):
+        return False
+    eps = float(np.finfo(dtype if dtype is not None else np.float64).eps)
+    return abs(f0 - f1) <= JITTER_ULPS * eps * max(abs(f0), abs(f1))
+
+
+def _names(tensor, positions: np.ndarray) -> str:
+    shown = [tensor.entry(int(i)).name for i in positions[:NAMED]]
+    more = positions.size - len(shown)
+    return ", ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+def entry_warnings(tensors: list) -> list[str]:
+    """One sentence per tensor with non-finite analytic values or non-finite losses nearby.
+
+    ``nan > tol`` is False, so the textbook test passes NaN silently; here such entries FAIL
+    and are named. Entries whose perturbed loss is not finite are inconclusive and named.
+    """
+    out = []
+    for t in tensors:
+        if t.analytic.size == 0:
+            continue
+        bad_a = np.flatnonzero(~np.isfinite(t.analytic))
+        if bad_a.size:
+            kinds = sorted({str(v) for v in t.analytic[bad_a]})
+            out.append(f"The analytic gradient of '{t.name}' is {'/'.join(kinds)} at "
+                       f"{_names(t, bad_a)}; those entries FAIL — look for a division by zero, "
+                       "log(0), an overflow or an uninitialised array in the backward pass.")
+        bad_n = np.flatnonzero(np.isfinite(t.analytic) & ~np.isfinite(t.numeric))
+        if bad_n.size:
+            out.append(f"The loss is not finite when {_names(t, bad_n)} is moved by ±h; those "
+                       "entries are inconclusive — the forward leaves its domain (log or sqrt "
+                       "of a non-positive number, overflow) that close to the params; a smaller "
+                       "h or method='complex' may decide them.")
+    return out
