@@ -59,6 +59,8 @@ class TensorReport:
     status: np.ndarray
     notes: np.ndarray
     diagnosis: str | None = None
+    #: gradcheck.directional.DirectionalResult in mode="directional", else None.
+    directional: Any = None
 
     @property
     def size(self) -> int:
@@ -125,6 +127,7 @@ class TensorReport:
             "skipped": self.size - self.checked, "verdict": self.verdict,
             "max_error": _num(self.max_error), "median_error": _num(self.median_error),
             "worst": worst.to_dict() if worst else None, "diagnosis": self.diagnosis,
+            "directional": self.directional.to_dict() if self.directional else None,
         }
 
 

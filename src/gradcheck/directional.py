@@ -1,0 +1,417 @@
+r"""Directional check per tensor, and localisation of wrong elements by group testing.
+
+Directional test
+----------------
+For a tensor :math:`x \in \mathbb R^n` with analytic gradient :math:`g`, draw a direction
+:math:`v_i = s_i m_i` with Rademacher signs :math:`s_i = \pm 1` and magnitudes
+:math:`m_i \sim U[1, 2)`, and set :math:`u = v/\lVert v\rVert`. Every element keeps a weight
+:math:`|u_i| \ge 1/\lVert v\rVert \approx 1/\sqrt{7n/3}` (a Gaussian direction has elements
+of weight near zero), and two equal errors cannot cancel exactly (with pure ±1 signs they
+cancel with probability ½ — a real risk, since bugs often put the same error in several
+entries). Moving the whole tensor to :math:`x_\pm = \mathrm{fl}(x \pm t u)` and
+writing :math:`d = x_+ - x_-` for the displacement actually taken,
+
+.. math::
+
+    N = \frac{f(x_+) - f(x_-)}{\lVert d \rVert}, \qquad
+    A = \frac{\langle g, d \rangle}{\lVert d \rVert},
+
+estimate the same directional derivative: :math:`N - A = \langle \nabla f - g, \hat d\rangle
++ O(t^2)`. Two evaluations per tensor instead of two per element (the idea of PyTorch's
+``fast_mode`` and of HIPS autograd's ``check_grads``). What differs here is the threshold:
+not PyTorch's ``atol·Σu·Σv`` — which grows with :math:`\sqrt n` and lets an isolated error of
+``atol·n`` pass — but the error bar of the difference itself:
+
+.. math::
+
+    |N - A| \le \underbrace{\frac{2\,\eta}{\lVert d\rVert}}_{\text{rounding}}
+      + \underbrace{c\,\varepsilon_g\,\frac{\lVert (|g| + s_g) \odot d \rVert}
+      {\lVert d \rVert}}_{\text{analytic precision}},
+
+with :math:`\eta` the rounding noise of one loss evaluation (see :func:`gradcheck.check.
+noise_level`), :math:`\varepsilon_g` the precision of the analytic gradient's dtype,
+:math:`s_g` the RMS of :math:`g` and :math:`c` = ``ANALYTIC_ULPS``. An isolated error
+:math:`\delta` in element :math:`i` contributes :math:`\delta u_i`, so the smallest error
+detectable in every element is the bar times :math:`\lVert v\rVert/\min_i |v_i|
+\approx \sqrt{7n/3}` — reported per tensor as ``detectable``.
+
+Truncation (:math:`t^2 D^3 f[u,u,u]/6`) is not in the first bar: when the first pair fails,
+a second pair at :math:`2t` tells truncation from a wrong gradient. Truncation grows 4× with
+the step, a gradient error does not, so the Richardson combination
+:math:`\rho^* = (4\rho(t) - \rho(2t))/3` of the residuals :math:`\rho = N - A` removes the
+:math:`t^2` term (Richardson 1911; Nocedal & Wright, *Numerical Optimization*, §8.1).
+
+Localisation
+------------
+A failing group (initially the whole tensor) is split into two halves, each tested with
+:math:`v` restricted to it and renormalised (so an isolated error weighs about
+:math:`1/\sqrt{|G|}`, more as groups shrink); failing halves are split again, down to groups
+of at most ``leaf_group`` elements, which are checked elementwise — so located elements
+appear in the report exactly as the elementwise check lists them. This is adaptive group
+testing (Dorfman 1943; Du & Hwang, *Combinatorial Group Testing*, 2000): about
+:math:`4\,b \log_2 n` evaluations for :math:`b` wrong elements among :math:`n` (both halves
+of a failing group are tested; the failing one takes a second pair). When more than
+``max_groups`` groups of a tensor fail at one level, most of the tensor is wrong: splitting
+stops and ``sample`` entries of the failing groups are checked elementwise instead; likewise
+when at least ``DENSE_GROUPS`` groups and ``DENSE_SHARE`` of those tested at a level fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradcheck.evaluators import Move
+
+#: Groups this small are checked elementwise (2 evaluations per entry) instead of split.
+LEAF_GROUP = 4
+#: More failing groups than this at one level: stop splitting and sample.
+MAX_GROUPS = 16
+#: At least this many failing groups at one level, and at least DENSE_SHARE of those tested:
+#: the error is dense (most of the tensor is wrong), so stop splitting and sample.
+DENSE_GROUPS = 8
+DENSE_SHARE = 0.75
+#: Entries checked elementwise when sampling instead of localising.
+SAMPLE = 64
+#: A failing child skips the second pair when its excess residual exceeds this many times the
+#: truncation its parent measured (the disagreement is then clearly not truncation).
+SKIP_FACTOR = 10.0
+#: Share of the truncation change allowed as the t⁴ remainder after Richardson extrapolation.
+RICHARDSON_MARGIN = 0.25
+
+
+@dataclass
+class DirectionalResult:
+    """The directional test of one tensor and what its localisation spent and found.
+
+    Attributes
+    ----------
+    tensor, size : the tensor and its number of elements.
+    analytic, numeric : ``⟨g, d̂⟩`` and ``(f(x₊) − f(x₋))/‖d‖`` for the whole tensor.
+    abs_error, error_bar : ``|numeric − analytic|`` and its error bar (after the second step
+        when one was taken).
+    step : ``t``, the length of the step along the unit direction.
+    passed : the whole-tensor test passed.
+    detectable : smallest error on any one element that this test is sure to detect
+        (``bar · ‖v‖ / min|v_i|``, about ``bar · √(7n/3)``);
+        ``detectable_relative`` divides it by the RMS analytic gradient of the tensor.
+    evaluations : loss evaluations spent on this tensor (tests, then elementwise entries).
+    tests : group tests run (each 2 or 4 evaluations).
+    located : entries checked elementwise after localisation (or sampled).
+    sampled : localisation stopped because most of the tensor is wrong, and entries were
+        sampled instead.
+    seed : seed of the random directions (``sample_seed``).
+    note : one sentence when something needs saying.
+    """
+
+    tensor: str
+    size: int
+    analytic: float
+    numeric: float
+    abs_error: float
+    error_bar: float
+    step: float
+    passed: bool
+    detectable: float
+    detectable_relative: float
+    evaluations: int = 0
+    tests: int = 0
+    located: int = 0
+    sampled: bool = False
+    seed: int = 0
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (non-finite numbers as the strings "nan", "inf", "-inf")."""
+        out: dict[str, Any] = {}
+        for k, v in asdict(self).items():
+            if isinstance(v, (float, np.floating)):
+                v = float(v)
+                if not np.isfinite(v):
+                    v = "nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+            out[k] = v
+        return out
+
+
+@dataclass
+class Group:
+    """A set of entries of one tensor, tested together along ``v`` restricted to them."""
+
+    leaf: int
+    index: np.ndarray  # sorted flat indices
+    depth: int = 0
+    parent: int = -1   # position of the parent in its TensorState.failing, -1 for the root
+    truncation: float = np.inf  # the parent's truncation estimate at step t (inf: unknown)
+
+
+@dataclass
+class Outcome:
+    """Result of one group test."""
+
+    passed: bool
+    analytic: float
+    numeric: float
+    abs_error: float
+    error_bar: float
+    evaluations: int
+    truncation: float = np.inf  # |ρ(2t) − ρ(t)|/3 ≈ the t² term at step t, when measured
+
+
+@dataclass
+class TensorState:
+    """Per-tensor bookkeeping of the localisation."""
+
+    x: np.ndarray            # base values (flat, float64 or complex promoted), read-only
+    dtype: np.dtype          # dtype of the working array (steps are rounded to it)
+    g: np.ndarray            # analytic gradient (flat, float64)
+    g_bar: np.ndarray        # per-entry analytic rounding bound, ε·c·(|g| + s_g)
+    v: np.ndarray            # the random direction (flat, |v_i| in [1, 2))
+    root: Outcome | None = None
+    evaluations: int = 0
+    tests: int = 0
+    located: list[np.ndarray] = field(default_factory=list)
+    orphans: list[np.ndarray] = field(default_factory=list)
+    failing: list[np.ndarray] = field(default_factory=list)
+    sampled: bool = False
+
+
+def random_direction(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``v_i = s_i·m_i``: Rademacher signs ``s_i = ±1`` times magnitudes ``m_i ~ U[1, 2)``.
+
+    The signs make ``⟨δ, v⟩`` of a spread-out error behave like a random walk (no systematic
+    cancellation with ``g``); the magnitudes keep every weight ≥ 1 and make an exact
+    cancellation of equal errors a probability-zero event.
+    """
+    signs = rng.integers(0, 2, size=n).astype(np.float64) * 2.0 - 1.0
+    return signs * rng.uniform(1.0, 2.0, size=n)
+
+
+def group_moves(state: TensorState, group: Group, t: float) -> tuple[list[Move], np.ndarray]:
+    """The two moves ``x ± t·u`` (``u = v|_G / ‖v|_G‖``) and the displacement ``d = x₊ − x₋``."""
+    idx = group.index
+    x = state.x[idx]
+    u = state.v[idx] / np.linalg.norm(state.v[idx])
+    plus = (x + t * u).astype(state.dtype)
+    minus = (x - t * u).astype(state.dtype)
+    d = plus.astype(np.float64) - minus.astype(np.float64)
+    return [(group.leaf, idx, plus), (group.leaf, idx, minus)], d
+
+
+def residual(state: TensorState, group: Group, d: np.ndarray, f_plus: float, f_minus: float,
+             noise: float) -> tuple[float, float, float, float]:
+    """``(analytic, numeric, rounding bar, analytic bar)`` per unit length of ``d``.
+
+    ``numeric = (f₊ − f₋)/‖d‖``; ``analytic = ⟨g, d⟩/‖d‖``; rounding ``2η/‖d‖`` (two
+    evaluations, each within η); analytic bar ``‖g_bar ⊙ d‖/‖d‖`` (Cauchy–Schwarz bound of
+    the rounding of ``g`` projected on ``d̂``).
+    """
+    norm = float(np.linalg.norm(d))
+    if norm == 0.0:
+        return 0.0, 0.0, np.inf, 0.0
+    g = state.g[group.index]
+    analytic = float(np.dot(g, d)) / norm
+    numeric = float(np.real(f_plus) - np.real(f_minus)) / norm
+    rounding = 2.0 * noise / norm
+    a_bar = float(np.linalg.norm(state.g_bar[group.index] * d)) / norm
+    return analytic, numeric, rounding, a_bar
+
+
+def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], t: float,
+              noise: float) -> list[Outcome]:
+    """Test ``groups`` (all at once, so executors and batched forwards see one big call).
+
+    First pair at step ``t``: pass when ``|N − A| ≤ rounding + analytic bar``. Groups that
+    fail get a second pair at ``2t`` (unless the parent's measured truncation is less than
+    1/``SKIP_FACTOR`` of the excess residual) and are judged on the Richardson-extrapolated residual
+    ``(4ρ(t) − ρ(2t))/3`` with bar ``(4R(t) + R(2t))/3 + analytic bar + ¼|ρ(t) − ρ(2t)|``.
+    """
+    moves: list[Move] = []
+    disps = []
+    for g in groups:
+        m, d = group_moves(states[g.leaf], g, t)
+        moves += m
+        disps.append(d)
+    losses = evaluator.directions(moves)
+    first = []
+    retry = []
+    for k, g in enumerate(groups):
+        a, n, r, ab = residual(states[g.leaf], g, disps[k], losses[2 * k], losses[2 * k + 1],
+                               noise)
+        first.append((a, n, r, ab))
+        if not abs(n - a) <= r + ab:
+            retry.append(k)
+    outcomes = [Outcome(abs(n - a) <= r + ab, a, n, abs(n - a), r + ab, 2, g.truncation)
+                for (a, n, r, ab), g in zip(first, groups)]
+    # A child whose residual dwarfs its parent's measured truncation fails without a 2nd pair.
+    retry = [k for k in retry if not abs(first[k][1] - first[k][0]) - outcomes[k].error_bar
+             > SKIP_FACTOR * groups[k].truncation]
+    if retry:
+        moves, disps2 = [], {}
+        for k in retry:
+            m, d = group_moves(states[groups[k].leaf], groups[k], 2 * t)
+            moves += m
+            disps2[k] = d
+        losses2 = evaluator.directions(moves)
+        for j, k in enumerate(retry):
+            g = groups[k]
+            a1, n1, r1, ab = first[k]
+            a2, n2, r2, _ = residual(states[g.leaf], g, disps2[k], losses2[2 * j],
+                                     losses2[2 * j + 1], noise)
+            rho1, rho2 = n1 - a1, n2 - a2
+            rho = (4.0 * rho1 - rho2) / 3.0
+            bar = (4.0 * r1 + r2) / 3.0 + ab + RICHARDSON_MARGIN * abs(rho1 - rho2)
+            ok = bool(np.isfinite(rho) and abs(rho) <= bar)
+            outcomes[k] = Outcome(ok, a1, a1 + rho, abs(rho), bar, 4, abs(rho2 - rho1) / 3.0)
+    for g, o in zip(groups, outcomes):
+        states[g.leaf].evaluations += o.evaluations
+        states[g.leaf].tests += 1
+    return outcomes
+
+
+def localise(evaluator: Any, states: list[TensorState], t: float, noise: float,
+             rng: np.random.Generator, progress: Any = None, leaf_group: int = LEAF_GROUP,
+             max_groups: int = MAX_GROUPS, sample: int = SAMPLE) -> None:
+    """Test every tensor, then split failing groups level by level (breadth first).
+
+    Fills each state's ``root``, ``located``, ``orphans`` (failing groups whose halves both
+    passed: the error is spread or cancels) and ``sampled``.
+    """
+    frontier = [Group(i, np.arange(s.x.size, dtype=np.int64)) for i, s in enumerate(states)
+                if s.x.size]
+    while frontier:
+        outcomes = run_tests(evaluator, states, frontier, t, noise)
+        failing: dict[int, list[Group]] = {}
+        tested: dict[int, int] = {}
+        passed_children: dict[tuple[int, int], int] = {}
+        outcome_of = {id(g): o.truncation for g, o in zip(frontier, outcomes)}
+        for g, o in zip(frontier, outcomes):
+            tested[g.leaf] = tested.get(g.leaf, 0) + 1
+            if g.depth == 0:
+                states[g.leaf].root = o
+            if not o.passed:
+                failing.setdefault(g.leaf, []).append(g)
+        # a parent both of whose halves passed is an orphan (spread-out or cancelling error)
+        for g, o in zip(frontier, outcomes):
+            if g.depth and o.passed:
+                key = (g.leaf, g.parent)
+                passed_children[key] = passed_children.get(key, 0) + 1
+        for (leaf, pid), count in passed_children.items():
+            if count == 2 and pid >= 0:
+                states[leaf].orphans.append(states[leaf].failing[pid])
+        nxt: list[Group] = []
+        for leaf, groups in failing.items():
+            st = states[leaf]
+            dense = len(groups) >= DENSE_GROUPS and len(groups) >= DENSE_SHARE * tested[leaf]
+            if len(groups) > max_groups or dense:
+                st.sampled = True
+                pool = np.concatenate([g.index for g in groups])
+                k = min(sample, pool.size)
+                st.located.append(np.sort(rng.choice(pool, size=k, replace=False)))
+                continue
+            for g in groups:
+                if g.index.size <= leaf_group:
+                    st.located.append(g.index)
+                    continue
+                st.failing.append(g.index)
+                pid = len(st.failing) - 1
+                half = g.index.size // 2
+                for part in (g.index[:half], g.index[half:]):
+                    nxt.append(Group(leaf, part, g.depth + 1, pid, outcome_of[id(g)]))
+        if progress is not None and nxt:
+            progress.add_total(2 * len(nxt) + 2)
+        frontier = nxt
+
+
+def entries_to_check(state: TensorState, rng: np.random.Generator, sample: int = SAMPLE
+                     ) -> np.ndarray:
+    """Located entries, plus a sample of the orphan groups (errors spread too thin to split)."""
+    parts = list(state.located)
+    if state.orphans:
+        pool = np.unique(np.concatenate(state.orphans))
+        k = min(sample, pool.size)
+        parts.append(rng.choice(pool, size=k, replace=False))
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(parts).astype(np.int64))
+
+
+def make_state(work: np.ndarray, grad: np.ndarray, analytic_ulps: float,
+               rng: np.random.Generator) -> TensorState:
+    """Per-tensor state: base values, analytic gradient and its rounding bound, direction."""
+    x = np.asarray(work).reshape(-1)
+    g = np.asarray(grad)
+    g_dtype = g.dtype if np.issubdtype(g.dtype, np.inexact) else np.dtype(np.float64)
+    g = (g.real if np.iscomplexobj(g) else g).astype(np.float64).reshape(-1)
+    finite = g[np.isfinite(g)]
+    s_g = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
+    eps = float(np.finfo(g_dtype).eps)
+    g_bar = analytic_ulps * eps * (np.abs(g) + s_g)
+    return TensorState(x=x.astype(np.float64, copy=True), dtype=np.dtype(work.dtype), g=g,
+                       g_bar=g_bar, v=random_direction(rng, x.size))
+
+
+def summarise(name: str, state: TensorState, t: float, seed: int, checked: int,
+              extra_evaluations: int) -> DirectionalResult:
+    """The :class:`DirectionalResult` of one tensor (``checked`` entries were then checked
+    elementwise at ``extra_evaluations`` evaluations)."""
+    root = state.root
+    n = state.x.size
+    if root is None:  # empty tensor
+        return DirectionalResult(name, n, 0.0, 0.0, 0.0, 0.0, t, True, 0.0, 0.0, seed=seed)
+    s_g = float(np.sqrt(np.mean(state.g**2))) if n and np.all(np.isfinite(state.g)) else 0.0
+    detectable = float(root.error_bar * np.linalg.norm(state.v) / np.min(np.abs(state.v)))
+    note = ""
+    if not root.passed:
+        if state.sampled:
+            note = (f"most of the tensor disagrees: localisation stopped and {checked} entries "
+                    "were sampled")
+        elif state.orphans:
+            note = ("part of the disagreement is spread over many entries (no single entry "
+                    "explains it); a sample of them was checked elementwise")
+        else:
+            note = f"localised to {checked} entries"
+    if not np.all(np.isfinite(state.g)):
+        note = (note + "; " if note else "") + "the analytic gradient has NaN/Inf entries"
+    return DirectionalResult(
+        name, n, root.analytic, root.numeric, root.abs_error, root.error_bar, t, root.passed,
+        detectable, detectable / s_g if s_g > 0 else float("inf"),
+        state.evaluations + extra_evaluations, state.tests, checked, state.sampled, seed, note)
+
+
+def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
+                      grads: list[np.ndarray], noise: float, t: float, seed: int,
+                      analytic_ulps: float,
+                      elementwise: Callable[[int, np.ndarray], Any],
+                      progress: Any = None, max_groups: int = MAX_GROUPS,
+                      sample: int = SAMPLE) -> list[tuple[Any, DirectionalResult]]:
+    """Directional test of every tensor, localisation of the failing ones.
+
+    Parameters
+    ----------
+    evaluator : any evaluator with ``directions`` (serial, batched, executor).
+    names, work, grads : tensor names, working arrays (perturbed), analytic gradients.
+    noise : rounding noise of one loss evaluation (absolute).
+    t : step length along the unit direction.
+    seed : seed of the random directions (the check's ``sample_seed``).
+    analytic_ulps : rounding of the analytic gradient in ulps of its dtype.
+    elementwise : ``elementwise(leaf, flat_index) -> TensorReport``, the elementwise check of
+        the located entries (also called with an empty index for a passing tensor).
+
+    Returns
+    -------
+    One ``(TensorReport, DirectionalResult)`` per tensor.
+    """
+    rng = np.random.default_rng(seed)
+    states = [make_state(w, g, analytic_ulps, rng) for w, g in zip(work, grads)]
+    localise(evaluator, states, t, noise, rng, progress, max_groups=max_groups, sample=sample)
+    out = []
+    for i, st in enumerate(states):
+        idx = entries_to_check(st, rng, sample)
+        before = evaluator.count
+        tensor = elementwise(i, idx)
+        result = summarise(names[i], st, t, seed, int(idx.size), evaluator.count - before)
+        out.append((tensor, result))
+    return out

@@ -1,0 +1,264 @@
+"""Spread the evaluations of a check over a ``concurrent.futures.Executor``.
+
+Any executor works: a ``ProcessPoolExecutor`` (``workers=N`` makes one), Dask's
+``Client.get_executor()`` for a cluster, or a ``ThreadPoolExecutor`` (useful only when the
+forward releases the GIL). The problem — forward, params, seed/reset — is serialised once in
+this process (with ``cloudpickle`` when available, so lambdas and closures travel) and
+shipped **once per worker**, not per task:
+
+* with ``workers=N`` the pool's initializer installs it in every worker as it starts;
+* with a user's executor each task carries only a token; a worker that does not know the
+  token answers :data:`MISSING` and the task is sent again with the payload, which the worker
+  then caches (a module-level dict keyed by the token). So each worker receives the problem
+  about once, whatever the executor's scheduling.
+
+In a worker the problem is evaluated by the same :class:`~gradcheck.evaluators.
+SerialEvaluator` (or :class:`~gradcheck.evaluators.BatchedEvaluator`) as in a serial check,
+on a bit-identical copy of the parameters, so the losses — and the report — are identical to
+the serial check's for a deterministic forward. ``seed=`` / ``reset=`` are applied before
+every evaluation in the workers too. A worker's exception comes back as the forward's error
+(:class:`~gradcheck.errors.ForwardError`, naming the moved entry).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import ForwardError, GradcheckError, InputError
+from gradcheck.evaluators import BatchedEvaluator, Move, SerialEvaluator
+
+#: What a worker answers when it has not received the problem yet.
+MISSING = "__gradcheck_missing_problem__"
+#: Tasks per worker and per call, so that uneven task durations still keep every worker busy.
+TASKS_PER_WORKER = 4
+#: Problems cached per worker process (older ones are dropped to free memory).
+CACHE_SIZE = 2
+
+_CACHE: dict[str, Any] = {}
+
+
+@dataclass
+class Problem:
+    """Everything a worker needs to evaluate losses (pickled once per check)."""
+
+    forward: Callable[[Any], Any]
+    tree: Any
+    names: list[str]
+    seed: int | None
+    reset: Callable[[], None] | None
+    complex_mode: bool
+    batched_forward: Callable[[Any], Any] | None = None
+    batch_size: int | None = None
+
+    def evaluator(self) -> SerialEvaluator | BatchedEvaluator:
+        """The evaluator a worker runs: on its own copy of the tree."""
+        from gradcheck import tree as trees
+        from gradcheck.randomness import make_reset
+
+        arrays = [leaf.array for leaf in trees.flatten(self.tree)]
+        reset = make_reset(self.seed, self.reset)
+        if self.batched_forward is not None:
+            return BatchedEvaluator(self.batched_forward, self.tree, arrays, self.names, reset,
+                                    self.complex_mode, self.batch_size)
+        return SerialEvaluator(self.forward, self.tree, arrays, self.names, reset,
+                               self.complex_mode)
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise with cloudpickle (closures, lambdas) when available, else pickle."""
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - cloudpickle ships with dask
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def install(token: str, payload: bytes) -> None:
+    """Worker side: unpickle the problem and cache its evaluator under ``token``."""
+    if token in _CACHE:
+        return
+    while len(_CACHE) >= CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[token] = pickle.loads(payload).evaluator()
+
+
+def run_task(token: str, payload: bytes | None, kind: str, args: Any) -> Any:
+    """Worker side: evaluate one chunk; ``(losses, evaluations)`` or :data:`MISSING`.
+
+    ``kind`` is ``"entries"`` with ``args = (leaf, flat_index, values)`` or ``"directions"``
+    with ``args`` a list of moves.
+    """
+    if token not in _CACHE:
+        if payload is None:
+            return MISSING
+        install(token, payload)
+    evaluator = _CACHE[token]
+    before = evaluator.count
+    if kind == "entries":
+        losses = evaluator.entries(*args)
+    else:
+        losses = evaluator.directions(args)
+    return losses, evaluator.count - before
+
+
+def executor_workers(executor: Executor) -> int:
+    """How many tasks ``executor`` runs at once (process pools, Dask, thread pools)."""
+    n = getattr(executor, "_max_workers", None)
+    if isinstance(n, int) and n > 0:
+        return n
+    client = getattr(executor, "_client", None)
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - any failure: fall back to the local core count
+            pass
+    return os.cpu_count() or 1
+
+
+def chunks(n: int, workers: int, per_worker: int = TASKS_PER_WORKER) -> list[slice]:
+    """Split ``range(n)`` into about ``workers · per_worker`` contiguous, even slices."""
+    if n == 0:
+        return []
+    pieces = min(n, max(1, workers * per_worker))
+    size = math.ceil(n / pieces)
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class ExecutorEvaluator:
+    """The evaluator interface (``base``, ``entries``, ``directions``, ``count``) on an executor.
+
+    Parameters
+    ----------
+    executor : a ``concurrent.futures.Executor``, or ``None`` with ``workers=N`` to start (and
+        later shut down) a local ``ProcessPoolExecutor``.
+    forward, tree, arrays, names : as for :class:`~gradcheck.evaluators.SerialEvaluator`;
+        ``base()`` is evaluated here, perturbations in the workers.
+    seed, reset : the check's ``seed=`` and ``reset=``, re-applied in the workers.
+    complex_mode : complex-step evaluation.
+    batched_forward, batch_size : workers evaluate with a :class:`BatchedEvaluator`.
+    """
+
+    def __init__(self, executor: Executor | None, forward: Callable[[Any], Any], tree: Any,
+                 arrays: list[np.ndarray], names: list[str], seed: int | None = None,
+                 reset: Callable[[], None] | None = None, complex_mode: bool = False,
+                 workers: int | None = None,
+                 batched_forward: Callable[[Any], Any] | None = None,
+                 batch_size: int | None = None) -> None:
+        from gradcheck.randomness import make_reset
+
+        self.local = SerialEvaluator(forward, tree, arrays, names, make_reset(seed, reset),
+                                     complex_mode)
+        self.names = names
+        self.token = uuid.uuid4().hex
+        problem = Problem(forward, tree, names, seed, reset, complex_mode, batched_forward,
+                          batch_size)
+        try:
+            self.payload = dumps(problem)
+        except Exception as exc:
+            raise InputError(f"The forward or the params cannot be sent to worker processes "
+                             f"({type(exc).__name__}: {exc}); define the forward at module "
+                             "level (or install cloudpickle), or check without executor= and "
+                             "workers=.") from exc
+        self.owned = executor is None
+        if executor is None:
+            if not (isinstance(workers, int) and workers >= 1):
+                raise InputError(f"workers={workers!r} must be a positive integer such as 2.")
+            from concurrent.futures import ProcessPoolExecutor
+
+            executor = ProcessPoolExecutor(workers, initializer=install,
+                                           initargs=(self.token, self.payload))
+        self.executor = executor
+        self.workers = workers if (self.owned or workers) else executor_workers(executor)
+        self.remote = 0
+        self.progress: Any = None
+
+    # -- the evaluator interface ---------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return self.local.count + self.remote
+
+    @property
+    def loss_dtype(self) -> np.dtype | None:
+        return self.local.loss_dtype
+
+    def base(self) -> float | complex:
+        """The loss at the unperturbed point, evaluated in this process."""
+        self.local.progress = self.progress
+        return self.local.base()
+
+    def entries(self, leaf: int, flat_index: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Loss with entry ``flat_index[i]`` set to ``values[i, k]``, in chunks of entries."""
+        parts = chunks(len(flat_index), self.workers)
+        tasks = [("entries", (leaf, flat_index[s], values[s])) for s in parts]
+        results = self._map(tasks)
+        if not results:
+            return np.empty(values.shape, dtype=np.complex128 if self.local.complex_mode
+                            else np.float64)
+        return np.concatenate(results, axis=0)
+
+    def directions(self, moves: Sequence[Move]) -> np.ndarray:
+        """Loss after each move, in chunks of moves."""
+        parts = chunks(len(moves), self.workers, per_worker=1)
+        results = self._map([("directions", list(moves[s])) for s in parts])
+        if not results:
+            return np.empty(0)
+        return np.concatenate(results)
+
+    def close(self) -> None:
+        """Shut down the pool if this evaluator started it; the user's executor stays up."""
+        if self.owned:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- scheduling -----------------------------------------------------------------------
+    def _submit(self, kind: str, args: Any, with_payload: bool) -> Future:
+        payload = self.payload if with_payload else None
+        return self.executor.submit(run_task, self.token, payload, kind, args)
+
+    def _map(self, tasks: list[tuple[str, Any]]) -> list[np.ndarray]:
+        """Run ``tasks`` (kind, args) and return their losses in order.
+
+        A task answered with :data:`MISSING` is resubmitted with the payload. On the first
+        error the remaining tasks are cancelled and the error is raised here.
+        """
+        results: list[np.ndarray | None] = [None] * len(tasks)
+        pending = {self._submit(kind, args, False): i for i, (kind, args) in enumerate(tasks)}
+        try:
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = pending.pop(future)
+                    out = self._result(future)
+                    if isinstance(out, str) and out == MISSING:
+                        kind, args = tasks[i]
+                        pending[self._submit(kind, args, True)] = i
+                        continue
+                    losses, n = out
+                    results[i] = losses
+                    self.remote += n
+                    if self.progress is not None:
+                        self.progress.advance(n)
+        finally:
+            for future in pending:
+                future.cancel()
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _result(future: Future) -> Any:
+        try:
+            return future.result()
+        except GradcheckError:
+            raise
+        except Exception as exc:
+            raise ForwardError(f"A worker failed with {type(exc).__name__}: {exc}; the forward "
+                               "may have crashed the worker (memory, a native library) — run "
+                               "the check without executor= or workers= to see the error "
+                               "directly.") from exc
