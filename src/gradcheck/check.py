@@ -399,9 +399,10 @@ def _check_directional(leaves, evaluator, numeric_eval, work: Workspace, analyti
         return _check_leaf(i, leaves[i], idx, numeric_eval, work.arrays[i], grads[i], f0,
                            noise, opts)
 
+    h = float(opts.h) if not opts.scheme.is_complex else 1e-5
     results = check_directional(evaluator, [leaf.name for leaf in leaves], work.arrays, grads,
-                                noise, float(opts.h) if not opts.scheme.is_complex else 1e-5,
-                                opts.sample_seed, ANALYTIC_ULPS, elementwise, progress)
+                                noise, h, opts.tol, opts.sample_seed, ANALYTIC_ULPS,
+                                elementwise, progress)
     tensors = []
     for tensor, result in results:
         tensor.directional = result

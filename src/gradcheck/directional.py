@@ -93,7 +93,7 @@ class DirectionalResult:
     analytic, numeric : ``⟨g, d̂⟩`` and ``(f(x₊) − f(x₋))/‖d‖`` for the whole tensor.
     abs_error, error_bar : ``|numeric − analytic|`` and its error bar (after the second step
         when one was taken).
-    step : ``t``, the length of the step along the unit direction.
+    step : ``t``, the length of the step along the unit direction (see :func:`step_length`).
     passed : the whole-tensor test passed.
     detectable : smallest error on any one element that this test is sure to detect
         (``bar · ‖v‖ / min|v_i|``, about ``bar · √(7n/3)``);
@@ -169,6 +169,9 @@ class TensorState:
     g: np.ndarray            # analytic gradient (flat, float64)
     g_bar: np.ndarray        # per-entry analytic rounding bound, ε·c·(|g| + s_g)
     v: np.ndarray            # the random direction (flat, |v_i| in [1, 2))
+    h: float = 1e-5          # largest move of any one entry
+    target: float = 0.0      # error on one element the test should resolve (tol · RMS g)
+    noise: float = 0.0       # rounding noise of one loss evaluation
     root: Outcome | None = None
     evaluations: int = 0
     tests: int = 0
@@ -189,10 +192,31 @@ def random_direction(rng: np.random.Generator, n: int) -> np.ndarray:
     return signs * rng.uniform(1.0, 2.0, size=n)
 
 
-def group_moves(state: TensorState, group: Group, t: float) -> tuple[list[Move], np.ndarray]:
-    """The two moves ``x ± t·u`` (``u = v|_G / ‖v|_G‖``) and the displacement ``d = x₊ − x₋``."""
+def step_length(state: TensorState, index: np.ndarray) -> float:
+    r"""Length ``t`` of the step along the unit direction of a group.
+
+    An error ``δ`` on element ``i`` shows as ``δ·|u_i| ≥ δ·min|v|/‖v‖`` against a rounding
+    bar ``η/t``, so resolving ``δ = target`` (``tol`` × the tensor's RMS gradient) needs
+    ``t ≥ η·(‖v‖/min|v|)/target``. The step is that, but at least ``h`` (the elementwise
+    step) and at most ``h·‖v‖/max|v|`` — no entry moves by more than ``h``, which bounds the
+    truncation error like the elementwise check's.
+    """
+    v = np.abs(state.v[index])
+    norm = float(np.linalg.norm(v))
+    t_max = state.h * norm / float(v.max())
+    if state.target <= 0:
+        return t_max
+    t = state.noise * (norm / float(v.min())) / state.target
+    return float(min(max(t, state.h), t_max))
+
+
+def group_moves(state: TensorState, group: Group, factor: float = 1.0
+                ) -> tuple[list[Move], np.ndarray]:
+    """The two moves ``x ± t·u`` (``u = v|_G / ‖v|_G‖``, ``t = factor ·`` :func:`step_length`)
+    and the displacement ``d = x₊ − x₋``."""
     idx = group.index
     x = state.x[idx]
+    t = factor * step_length(state, idx)
     u = state.v[idx] / np.linalg.norm(state.v[idx])
     plus = (x + t * u).astype(state.dtype)
     minus = (x - t * u).astype(state.dtype)
@@ -219,19 +243,20 @@ def residual(state: TensorState, group: Group, d: np.ndarray, f_plus: float, f_m
     return analytic, numeric, rounding, a_bar
 
 
-def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], t: float,
-              noise: float) -> list[Outcome]:
+def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], noise: float
+              ) -> list[Outcome]:
     """Test ``groups`` (all at once, so executors and batched forwards see one big call).
 
-    First pair at step ``t``: pass when ``|N − A| ≤ rounding + analytic bar``. Groups that
-    fail get a second pair at ``2t`` (unless the parent's measured truncation is less than
-    1/``SKIP_FACTOR`` of the excess residual) and are judged on the Richardson-extrapolated residual
+    First pair at step ``t`` (:func:`step_length`): pass when
+    ``|N − A| ≤ rounding + analytic bar``. Groups that fail get a second pair at ``2t``
+    (unless the parent's measured truncation is less than 1/``SKIP_FACTOR`` of the excess
+    residual) and are judged on the Richardson-extrapolated residual
     ``(4ρ(t) − ρ(2t))/3`` with bar ``(4R(t) + R(2t))/3 + analytic bar + ¼|ρ(t) − ρ(2t)|``.
     """
     moves: list[Move] = []
     disps = []
     for g in groups:
-        m, d = group_moves(states[g.leaf], g, t)
+        m, d = group_moves(states[g.leaf], g)
         moves += m
         disps.append(d)
     losses = evaluator.directions(moves)
@@ -251,7 +276,7 @@ def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], t:
     if retry:
         moves, disps2 = [], {}
         for k in retry:
-            m, d = group_moves(states[groups[k].leaf], groups[k], 2 * t)
+            m, d = group_moves(states[groups[k].leaf], groups[k], 2.0)
             moves += m
             disps2[k] = d
         losses2 = evaluator.directions(moves)
@@ -271,7 +296,7 @@ def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], t:
     return outcomes
 
 
-def localise(evaluator: Any, states: list[TensorState], t: float, noise: float,
+def localise(evaluator: Any, states: list[TensorState], noise: float,
              rng: np.random.Generator, progress: Any = None, leaf_group: int = LEAF_GROUP,
              max_groups: int = MAX_GROUPS, sample: int = SAMPLE) -> None:
     """Test every tensor, then split failing groups level by level (breadth first).
@@ -282,7 +307,7 @@ def localise(evaluator: Any, states: list[TensorState], t: float, noise: float,
     frontier = [Group(i, np.arange(s.x.size, dtype=np.int64)) for i, s in enumerate(states)
                 if s.x.size]
     while frontier:
-        outcomes = run_tests(evaluator, states, frontier, t, noise)
+        outcomes = run_tests(evaluator, states, frontier, noise)
         failing: dict[int, list[Group]] = {}
         tested: dict[int, int] = {}
         passed_children: dict[tuple[int, int], int] = {}
@@ -339,8 +364,11 @@ def entries_to_check(state: TensorState, rng: np.random.Generator, sample: int =
 
 
 def make_state(work: np.ndarray, grad: np.ndarray, analytic_ulps: float,
-               rng: np.random.Generator) -> TensorState:
-    """Per-tensor state: base values, analytic gradient and its rounding bound, direction."""
+               rng: np.random.Generator, h: float = 1e-5, tol: float = 1e-5,
+               noise: float = 0.0) -> TensorState:
+    """Per-tensor state: base values, analytic gradient and its rounding bound, direction,
+    and what a step must resolve (``tol`` — at least ``√ε`` of the gradient's dtype — times
+    the RMS analytic gradient)."""
     x = np.asarray(work).reshape(-1)
     g = np.asarray(grad)
     g_dtype = g.dtype if np.issubdtype(g.dtype, np.inexact) else np.dtype(np.float64)
@@ -349,18 +377,21 @@ def make_state(work: np.ndarray, grad: np.ndarray, analytic_ulps: float,
     s_g = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
     eps = float(np.finfo(g_dtype).eps)
     g_bar = analytic_ulps * eps * (np.abs(g) + s_g)
+    tol = max(tol, float(np.sqrt(eps))) if eps > 1e-12 else tol
     return TensorState(x=x.astype(np.float64, copy=True), dtype=np.dtype(work.dtype), g=g,
-                       g_bar=g_bar, v=random_direction(rng, x.size))
+                       g_bar=g_bar, v=random_direction(rng, x.size), h=h, target=tol * s_g,
+                       noise=noise)
 
 
-def summarise(name: str, state: TensorState, t: float, seed: int, checked: int,
+def summarise(name: str, state: TensorState, seed: int, checked: int,
               extra_evaluations: int) -> DirectionalResult:
     """The :class:`DirectionalResult` of one tensor (``checked`` entries were then checked
     elementwise at ``extra_evaluations`` evaluations)."""
     root = state.root
     n = state.x.size
     if root is None:  # empty tensor
-        return DirectionalResult(name, n, 0.0, 0.0, 0.0, 0.0, t, True, 0.0, 0.0, seed=seed)
+        return DirectionalResult(name, n, 0.0, 0.0, 0.0, 0.0, 0.0, True, 0.0, 0.0, seed=seed)
+    t = step_length(state, np.arange(n))
     s_g = float(np.sqrt(np.mean(state.g**2))) if n and np.all(np.isfinite(state.g)) else 0.0
     detectable = float(root.error_bar * np.linalg.norm(state.v) / np.min(np.abs(state.v)))
     note = ""
@@ -382,8 +413,8 @@ def summarise(name: str, state: TensorState, t: float, seed: int, checked: int,
 
 
 def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
-                      grads: list[np.ndarray], noise: float, t: float, seed: int,
-                      analytic_ulps: float,
+                      grads: list[np.ndarray], noise: float, h: float, tol: float,
+                      seed: int, analytic_ulps: float,
                       elementwise: Callable[[int, np.ndarray], Any],
                       progress: Any = None, max_groups: int = MAX_GROUPS,
                       sample: int = SAMPLE) -> list[tuple[Any, DirectionalResult]]:
@@ -394,7 +425,9 @@ def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
     evaluator : any evaluator with ``directions`` (serial, batched, executor).
     names, work, grads : tensor names, working arrays (perturbed), analytic gradients.
     noise : rounding noise of one loss evaluation (absolute).
-    t : step length along the unit direction.
+    h : largest move of one entry (the elementwise step).
+    tol : the check's tolerance: the step is chosen to resolve an error of ``tol`` × the
+        tensor's RMS gradient on a single element (see :func:`step_length`).
     seed : seed of the random directions (the check's ``sample_seed``).
     analytic_ulps : rounding of the analytic gradient in ulps of its dtype.
     elementwise : ``elementwise(leaf, flat_index) -> TensorReport``, the elementwise check of
@@ -405,13 +438,13 @@ def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
     One ``(TensorReport, DirectionalResult)`` per tensor.
     """
     rng = np.random.default_rng(seed)
-    states = [make_state(w, g, analytic_ulps, rng) for w, g in zip(work, grads)]
-    localise(evaluator, states, t, noise, rng, progress, max_groups=max_groups, sample=sample)
+    states = [make_state(w, g, analytic_ulps, rng, h, tol, noise) for w, g in zip(work, grads)]
+    localise(evaluator, states, noise, rng, progress, max_groups=max_groups, sample=sample)
     out = []
     for i, st in enumerate(states):
         idx = entries_to_check(st, rng, sample)
         before = evaluator.count
         tensor = elementwise(i, idx)
-        result = summarise(names[i], st, t, seed, int(idx.size), evaluator.count - before)
+        result = summarise(names[i], st, seed, int(idx.size), evaluator.count - before)
         out.append((tensor, result))
     return out
