@@ -8,6 +8,7 @@
 from gradcheck.check import check
 from gradcheck.errors import ForwardError, GradcheckError, InputError
 from gradcheck.layers import check_layer
+from gradcheck.monitor import GradientAlert, GradientCheckFailed, Monitor
 from gradcheck.report import EntryResult, Report, TensorReport
 from gradcheck.seedapi import grad_check, numerical_gradient
 from gradcheck.testing import assert_gradients, assert_layer_gradients
@@ -18,4 +19,5 @@ __all__ = [
     "check", "grad_check", "numerical_gradient", "Report", "TensorReport", "EntryResult",
     "GradcheckError", "InputError", "ForwardError", "__version__",
     "check_layer", "assert_gradients", "assert_layer_gradients",
+    "Monitor", "GradientAlert", "GradientCheckFailed",
 ]

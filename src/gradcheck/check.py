@@ -29,6 +29,7 @@ from gradcheck.verdict import (
     Criteria,
     entry_warnings,
     judge,
+    model_scale,
     nondeterminism_is_rounding,
     tensor_scale,
 )
@@ -259,6 +260,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         if moved:
             raise InputError(f"forward_backward modified the parameter(s) {', '.join(moved)} "
                              "in place; it must not change params (compute into new arrays).")
+        opts.grad_scale = model_scale(analytic.grads) * opts.loss_scale
         work, dtype_note, probes = _choose_workspace(forward, params, leaves, opts, reset)
         if dtype_note:
             notes.append(dtype_note)
@@ -486,7 +488,7 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
     analytic_bar = ANALYTIC_ULPS * float(np.finfo(a_dtype).eps) * (
         np.abs(a_real) + tensor_scale(a_real))
     criteria = Criteria(effective_tol(opts.tol, a_dtype), opts.measure, opts.denominator,
-                        opts.floor)
+                        opts.floor, zero_scale=getattr(opts, "grad_scale", None))
     bar = est.error_bar + analytic_bar
     j = judge(a_real, est.value, bar, criteria, scale)
     numeric = est.value

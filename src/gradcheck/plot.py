@@ -107,7 +107,7 @@ def plot_report(report: Report, path: str | None = None, *, max_tensors: int = 1
 
     ncols = max(1, min(cols, len(tensors)))
     nrows = math.ceil(len(tensors) / ncols) if tensors else 0
-    width = 3.4 * ncols + 1.2
+    width = max(3.4 * ncols + 1.2, 8.5)           # room for the title and the legend
     height = 2.9 * nrows + 3.2
     if path is None:
         import matplotlib.pyplot as plt
@@ -150,7 +150,7 @@ def _heatmap(ax: Any, t: TensorReport, norm: Any, cmap: Any) -> Any:
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto",
                       interpolation="nearest")
     rows, cols = values.shape
-    if t.failed <= 64:                        # mark isolated failures; masses are red anyway
+    if 0 < t.failed <= min(64, t.checked // 2):   # mark isolated failures; masses are red
         fy, fx = np.nonzero(status == FAIL)
         ax.scatter(fx, fy, marker="x", s=min(40.0, 2400.0 / max(rows, cols) ** 1.3),
                    c="black", linewidths=0.8)
@@ -162,20 +162,22 @@ def _heatmap(ax: Any, t: TensorReport, norm: Any, cmap: Any) -> Any:
                  + (f" ({t.failed}/{t.checked})" if t.failed else ""),
                  fontsize=10, color=color, fontweight="bold" if t.failed else "normal")
     if t.diagnosis:
-        ax.set_xlabel("\n".join(textwrap.wrap(t.diagnosis, 48)[:3]), fontsize=7.5,
-                      color="#b2182b")
+        lines = textwrap.wrap(t.diagnosis, 56)
+        if len(lines) > 5:
+            lines = lines[:4] + [lines[4].rstrip(".,;:") + " …"]
+        ax.set_xlabel("\n".join(lines), fontsize=7, color="#b2182b")
     elif rows == 1:
         ax.set_xlabel("index", fontsize=8)
     else:
         ax.set_xlabel("column", fontsize=8)
-    if rows == 1:
-        ax.set_yticks([])
-    else:
-        ax.set_ylabel(label, fontsize=8)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if rows == 1:
+        ax.set_yticks([])
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label, fontsize=8)
     ax.tick_params(labelsize=7)
     return image
 

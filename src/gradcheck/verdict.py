@@ -39,6 +39,11 @@ class Criteria:
     denominator: str = "max"
     floor: float = 1e-8
     error_bar_factor: float = 1.0
+    #: Gradient scale of the whole model (RMS of every analytic entry). "Zero within
+    #: resolution" is only accepted when the error bar is below ``tol`` times this scale:
+    #: a bar as large as the gradients themselves (a float32 loss at a tiny step) decides
+    #: nothing. ``None``: no such guard.
+    zero_scale: float | None = None
 
 
 @dataclass
@@ -49,6 +54,18 @@ class Judgement:
     error: np.ndarray       # the chosen error measure
     abs_error: np.ndarray
     reason: np.ndarray      # object array of short notes ("" when none)
+
+
+def model_scale(grads: list[np.ndarray]) -> float:
+    """Gradient scale of a whole model: RMS of every finite analytic entry of every tensor."""
+    total, count = 0.0, 0
+    for g in grads:
+        g = np.asarray(g)
+        g = (g.real if np.iscomplexobj(g) else g).astype(np.float64, copy=False)
+        finite = g[np.isfinite(g)]
+        total += float(np.sum(finite**2))
+        count += finite.size
+    return float(np.sqrt(total / count)) if count else 0.0
 
 
 def tensor_scale(numeric: np.ndarray) -> float:
@@ -67,8 +84,10 @@ def judge(analytic: np.ndarray, numeric: np.ndarray, error_bar: np.ndarray,
     2. numeric NaN/Inf → inconclusive (the loss is not finite next to this entry);
     3. ``error ≤ tol`` → pass;
     4. ``|a - n| ≤ tol · scale`` (negligible against the tensor's gradient scale) → pass;
-    5. ``|a - n| ≤ k · error_bar``: if both ``|a|`` and ``|n|`` are within the error bar, both
-       say "zero" → pass; otherwise the numerics cannot decide → inconclusive;
+    5. ``|a - n| ≤ k · error_bar``: if both ``|a|`` and ``|n|`` are within the error bar and
+       that bar is negligible at the model's gradient scale (``≤ tol · zero_scale``), both say
+       "zero" → pass (a bias feeding batch norm: analytic 1e-17, numeric 1e-10); otherwise the
+       numerics cannot decide → inconclusive;
     6. otherwise → FAIL.
     """
     a = np.asarray(analytic, dtype=np.float64)
@@ -88,6 +107,8 @@ def judge(analytic: np.ndarray, numeric: np.ndarray, error_bar: np.ndarray,
     negligible = ok & ~within_tol & (abs_err <= criteria.tol * scale)
     explained = ok & ~within_tol & ~negligible & (abs_err <= bar)
     both_zero = explained & (np.abs(a) <= bar) & (np.abs(n) <= bar)
+    if criteria.zero_scale is not None:
+        both_zero &= bar <= criteria.tol * criteria.zero_scale
 
     status[within_tol | negligible | both_zero] = PASS
     status[explained & ~both_zero] = INCONCLUSIVE
