@@ -112,7 +112,9 @@ def check_module(module: Any, *inputs: Any, loss_fn: Callable[[Any], Any] | None
 
     def call(values: dict[str, Any]) -> Any:
         state = {n: values[n] for n in params}
-        state.update({n: _cast_like(b, values) for n, b in buffers.items()})
+        # clones: a module in train mode updates its buffers (BatchNorm's running stats) on
+        # every call, and a check must leave the user's module as it found it
+        state.update({n: _cast_like(b, values).clone() for n, b in buffers.items()})
         args = [values[n] if n in values else _cast_like(x, values)
                 for n, x in zip(labels, inputs)]
         return functional_call(module, state, tuple(args))
