@@ -9,8 +9,10 @@ shipped **once per worker**, not per task:
 * with ``workers=N`` the pool's initializer installs it in every worker as it starts;
 * with a user's executor each task carries only a token; a worker that does not know the
   token answers :data:`MISSING` and the task is sent again with the payload, which the worker
-  then caches (a module-level dict keyed by the token). So each worker receives the problem
-  about once, whatever the executor's scheduling.
+  then caches (a module-level dict keyed by the token). Until as many tasks as there are
+  workers have succeeded, at most one task per worker is in flight, so the misses — and the
+  shipments — stay about one per worker whatever the executor's scheduling
+  (``ExecutorEvaluator.shipped`` counts them).
 
 In a worker the problem is evaluated by the same :class:`~gradcheck.evaluators.
 SerialEvaluator` (or :class:`~gradcheck.evaluators.BatchedEvaluator`) as in a serial check,
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -43,7 +46,9 @@ TASKS_PER_WORKER = 4
 #: Problems cached per worker process (older ones are dropped to free memory).
 CACHE_SIZE = 2
 
-_CACHE: dict[str, Any] = {}
+_CACHE: dict[str, bytes] = {}      # token -> payload, per worker process
+_LOCAL = threading.local()          # token -> evaluator, per thread (in-place perturbation
+                                    # needs one private copy of the params per thread)
 
 
 @dataclass
@@ -83,12 +88,24 @@ def dumps(obj: Any) -> bytes:
 
 
 def install(token: str, payload: bytes) -> None:
-    """Worker side: unpickle the problem and cache its evaluator under ``token``."""
+    """Worker side: keep the problem's bytes under ``token`` (the last CACHE_SIZE ones)."""
     if token in _CACHE:
         return
     while len(_CACHE) >= CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[token] = pickle.loads(payload).evaluator()
+    _CACHE[token] = payload
+
+
+def worker_evaluator(token: str) -> Any:
+    """This thread's evaluator for ``token``, unpickled from the cached bytes on first use."""
+    mine = getattr(_LOCAL, "evaluators", None)
+    if mine is None:
+        mine = _LOCAL.evaluators = {}
+    if token not in mine:
+        for old in [k for k in mine if k not in _CACHE]:
+            del mine[old]
+        mine[token] = pickle.loads(_CACHE[token]).evaluator()
+    return mine[token]
 
 
 def run_task(token: str, payload: bytes | None, kind: str, args: Any) -> Any:
@@ -101,7 +118,7 @@ def run_task(token: str, payload: bytes | None, kind: str, args: Any) -> Any:
         if payload is None:
             return MISSING
         install(token, payload)
-    evaluator = _CACHE[token]
+    evaluator = worker_evaluator(token)
     before = evaluator.count
     if kind == "entries":
         losses = evaluator.entries(*args)
@@ -179,6 +196,8 @@ class ExecutorEvaluator:
         self.executor = executor
         self.workers = workers if (self.owned or workers) else executor_workers(executor)
         self.remote = 0
+        self.shipped = 0      # tasks sent with the payload (≈ one per worker)
+        self.succeeded = 0    # tasks answered with losses
         self.progress: Any = None
 
     # -- the evaluator interface ---------------------------------------------------------
@@ -221,7 +240,12 @@ class ExecutorEvaluator:
     # -- scheduling -----------------------------------------------------------------------
     def _submit(self, kind: str, args: Any, with_payload: bool) -> Future:
         payload = self.payload if with_payload else None
+        self.shipped += bool(with_payload)
         return self.executor.submit(run_task, self.token, payload, kind, args)
+
+    def _limit(self) -> int:
+        """Tasks in flight: one per worker while warming up, then two per worker."""
+        return self.workers if self.succeeded < self.workers else 2 * self.workers
 
     def _map(self, tasks: list[tuple[str, Any]]) -> list[np.ndarray]:
         """Run ``tasks`` (kind, args) and return their losses in order.
@@ -230,20 +254,24 @@ class ExecutorEvaluator:
         error the remaining tasks are cancelled and the error is raised here.
         """
         results: list[np.ndarray | None] = [None] * len(tasks)
-        pending = {self._submit(kind, args, False): i for i, (kind, args) in enumerate(tasks)}
+        queue = [(i, False) for i in range(len(tasks))][::-1]  # (task, with payload), popped
+        pending: dict[Future, int] = {}
         try:
-            while pending:
+            while pending or queue:
+                while queue and len(pending) < self._limit():
+                    i, with_payload = queue.pop()
+                    pending[self._submit(*tasks[i], with_payload)] = i
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for future in done:
                     i = pending.pop(future)
                     out = self._result(future)
                     if isinstance(out, str) and out == MISSING:
-                        kind, args = tasks[i]
-                        pending[self._submit(kind, args, True)] = i
+                        queue.append((i, True))
                         continue
                     losses, n = out
                     results[i] = losses
                     self.remote += n
+                    self.succeeded += 1
                     if self.progress is not None:
                         self.progress.advance(n)
         finally:
