@@ -93,8 +93,9 @@ def judge(analytic: np.ndarray, numeric: np.ndarray, error_bar: np.ndarray,
     a = np.asarray(analytic, dtype=np.float64)
     n = np.asarray(numeric, dtype=np.float64)
     bar = criteria.error_bar_factor * np.asarray(error_bar, dtype=np.float64)
-    abs_err = metrics.absolute_error(a, n)
-    err = metrics.error(a, n, criteria.measure, criteria.denominator, criteria.floor)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf entries are judged below
+        abs_err = metrics.absolute_error(a, n)
+        err = metrics.error(a, n, criteria.measure, criteria.denominator, criteria.floor)
     if scale is None:
         scale = tensor_scale(n)
     status = np.full(a.shape, FAIL, dtype=np.int8)
