@@ -178,10 +178,13 @@ def analyse(evaluator: Any, leaf: int, flat_index: np.ndarray, x: np.ndarray, an
             inside = (ap >= lo - margin) & (ap <= hi + margin)
             stable = np.abs(p.central - prev_c[pos]) <= STABLE_FRACTION * dev
             smooth_fail = ~agree & ~inside & stable
+            wide = (hi - lo) > KINK_WIDTH_NOISE * p.rounding_side
             _decide(out, pos[smooth_fail], FAIL, p.central[smooth_fail],
                     (p.rounding_central + analytic_bar[pos])[smooth_fail],
-                    [f"disagrees at step {st:.0e} as well (smooth here, not a kink)"
-                     for st in p.step[smooth_fail]])
+                    [_outside_note(lo_k, hi_k, st) if w else
+                     f"disagrees at step {st:.0e} as well (smooth here, not a kink)"
+                     for lo_k, hi_k, st, w in zip(lo[smooth_fail], hi[smooth_fail],
+                                                  p.step[smooth_fail], wide[smooth_fail])])
         prev_c[pos] = p.central
     # 3. entries still undecided but probed: kink if the analytic value is a subgradient.
     rest = np.flatnonzero(~out.decided & seen)
@@ -198,8 +201,7 @@ def analyse(evaluator: Any, leaf: int, flat_index: np.ndarray, x: np.ndarray, an
                 note = (f"kink: one-sided slopes [{lo[k]:.4g}, {hi[k]:.4g}] at step {st:.0e}; "
                         "the analytic value is a valid subgradient")
             elif kinky[k]:
-                note = (f"at a kink, but the analytic value lies outside the one-sided slopes "
-                        f"[{lo[k]:.4g}, {hi[k]:.4g}] (step {st:.0e}): not a subgradient")
+                note = _outside_note(lo[k], hi[k], st)
             else:
                 note = f"disagrees at step {st:.0e} as well"
             bar = last["rc"][j] + analytic_bar[j] + (0.5 * (hi[k] - lo[k]) if ok[k] else 0.0)
@@ -208,6 +210,11 @@ def analyse(evaluator: Any, leaf: int, flat_index: np.ndarray, x: np.ndarray, an
         out.left[rest], out.right[rest] = lo, hi
         out.kinks = [int(j) for j in rest[ok]]
     return out
+
+
+def _outside_note(lo: float, hi: float, step: float) -> str:
+    return (f"at a kink, but the analytic value lies outside the one-sided slopes "
+            f"[{lo:.4g}, {hi:.4g}] (step {step:.0e}): not a subgradient")
 
 
 def _margin(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, rounding_side: np.ndarray,
