@@ -18,7 +18,7 @@ from gradcheck import tree as trees
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluators import SerialEvaluator, loss_dtype, loss_value
 from gradcheck.progress import make_progress
-from gradcheck.randomness import make_reset
+from gradcheck.randomness import make_reset, nondeterminism_message
 from gradcheck.report import Report, TensorReport
 from gradcheck.sampling import select
 from gradcheck.schemes import get_scheme
@@ -286,12 +286,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                          f"{abs(f0 - f0_again):.1e} (a few rounding errors, e.g. a threaded or "
                          "unordered sum); that jitter is counted in the error bars.")
         if f0 != f0_again and not tiny_jitter:
-            warnings.append(
-                f"The forward is not deterministic: two calls at the same params gave {f0!r} "
-                f"and {f0_again!r}. It probably draws a new batch or a new dropout mask per "
-                "call (like the seed's data.get_next()); fix the data and pass seed= (or "
-                "reset=) so every evaluation sees the same randomness. No gradient verdict is "
-                "possible until then.")
+            warnings.append(nondeterminism_message(f0, f0_again, reset is not None))
             tensors = [_empty_tensor(leaf) for leaf in leaves]
             return _report("inconclusive", tensors, opts, probes + evaluator.count, start, warnings,
                            notes, f0)
