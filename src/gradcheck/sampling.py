@@ -4,6 +4,7 @@ parameter must be represented)."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -23,16 +24,20 @@ def corner_indices(shape: tuple[int, ...]) -> np.ndarray:
     return np.unique(np.asarray(corners, dtype=np.int64))
 
 
-def select(shape: tuple[int, ...], sample: int | float | None, rng: np.random.Generator,
+def select(shape: tuple[int, ...], sample: Any, rng: np.random.Generator,
            name: str = "") -> np.ndarray:
     """Sorted flat indices to check in a tensor of ``shape``.
 
     ``sample=None``: every entry. ``sample=k`` (int ≥ 1): ``k`` entries per tensor.
     ``sample=p`` (float in (0, 1]): a fraction ``p`` of the entries, at least one. The corners
     are always included (so a tiny ``k`` may give a few more than ``k`` entries); the rest are
-    drawn without replacement from ``rng``.
+    drawn without replacement from ``rng``. ``sample={name: spec}``: a spec per tensor (any of
+    the above, or an explicit list of indices — tuples or flat ints — checked exactly);
+    tensors not named are checked in full.
     """
     size = int(np.prod(shape, dtype=np.int64))
+    if isinstance(sample, dict):
+        return _select_named(shape, sample, rng, name)
     if sample is None:
         return np.arange(size, dtype=np.int64)
     if isinstance(sample, bool) or not isinstance(sample, (int, float, np.integer, np.floating)):
@@ -54,3 +59,37 @@ def select(shape: tuple[int, ...], sample: int | float | None, rng: np.random.Ge
     extra = max(0, k - corners.size)
     drawn = rng.choice(rest, size=min(extra, rest.size), replace=False) if extra else rest[:0]
     return np.sort(np.concatenate([corners, drawn]).astype(np.int64))
+
+
+def _select_named(shape: tuple[int, ...], sample: dict[str, Any], rng: np.random.Generator,
+                  name: str) -> np.ndarray:
+    spec = sample.get(name)
+    if isinstance(spec, (list, tuple, np.ndarray)):
+        return explicit_indices(shape, spec, name)
+    if isinstance(spec, dict):
+        raise InputError(f"sample[{name!r}] is a dict; give an int, a fraction or a list of "
+                         "indices for each tensor.")
+    return select(shape, spec, rng, name)
+
+
+def explicit_indices(shape: tuple[int, ...], spec: Any, name: str) -> np.ndarray:
+    """Flat indices of an explicit list: multi-indices (tuples) or flat ints, range-checked."""
+    size = int(np.prod(shape, dtype=np.int64))
+    out = []
+    for item in spec:
+        try:
+            if isinstance(item, (tuple, list)):
+                flat = int(np.ravel_multi_index(tuple(int(i) for i in item), shape))
+            else:
+                flat = int(item)
+                if not 0 <= flat < size:
+                    raise ValueError
+        except (ValueError, TypeError):
+            raise InputError(f"sample[{name!r}] lists {item!r}, which is not an index of a "
+                             f"tensor of shape {shape}; use tuples like (0, 1) or flat ints "
+                             f"below {size}.") from None
+        out.append(flat)
+    if not out:
+        raise InputError(f"sample[{name!r}] is empty; list at least one index (or leave the "
+                         "tensor out of the dict to check all of it).")
+    return np.unique(np.asarray(out, dtype=np.int64))
