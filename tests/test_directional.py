@@ -172,3 +172,11 @@ def test_rnn_bugs_name_exactly_their_tensors(bug) -> None:
     assert set(report.failing_tensors) == set(problem.expected_bad)
     if bug is None:
         assert report.evaluations == 2 * 5 + 2
+
+
+def test_text_report_shows_the_directional_tests() -> None:
+    problem = rnn.make_problem("bias_one_step", hidden=8)
+    text = str(gc.check(problem.forward, problem.forward_backward, problem.params,
+                        mode="directional"))
+    assert "5 tensors tested along a random direction" in text
+    assert "Directional tests" in text and "differs" in text and "x RMS" in text

@@ -142,6 +142,7 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
     except Exception as exc:
         raise ForwardError(f"forward_backward raised {type(exc).__name__}: {exc}; fix it and "
                            "check again.") from exc
+    trees.check_structure(params, leaves, "forward_backward")
     loss = None
     if _is_loss_and_grads(out, params):
         loss, out = loss_value(out[0], "as the loss of forward_backward"), out[1]
@@ -150,7 +151,13 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
     for leaf, g in zip(leaves, grads):
         if hasattr(g, "detach"):
             g = g.detach().cpu().numpy()
-        g = np.asarray(g)
+        if g is None or isinstance(g, (str, bytes, dict, list, tuple)):
+            kind = "None" if g is None else f"a {type(g).__name__}"
+            raise InputError(f"The gradient of '{leaf.name}' is {kind}, not an array; return a "
+                             "float array shaped like the parameter (zeros if it does not "
+                             "affect the loss).")
+        # a copy: the forward may later overwrite a buffer the gradient shares
+        g = np.array(g, copy=True)
         if g.shape != leaf.shape:
             raise InputError(f"The gradient of '{leaf.name}' has shape {g.shape} but the "
                              f"parameter has shape {leaf.shape}; return a gradient shaped like "
@@ -158,6 +165,12 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
         if not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.complexfloating)):
             raise InputError(f"The gradient of '{leaf.name}' has dtype {g.dtype}; return a "
                              "floating-point array.")
+        if (np.iscomplexobj(g) and not np.iscomplexobj(leaf.array)
+                and np.any(g.imag != 0)):
+            raise InputError(f"The gradient of '{leaf.name}' is complex (non-zero imaginary "
+                             "part) but the parameter is real; return the real gradient — a "
+                             "complex value usually means a complex intermediate leaked into "
+                             "the backward pass.")
         arrays.append(g)
     return Analytic(loss, arrays)
 
@@ -171,6 +184,16 @@ def _is_loss_and_grads(out: Any, params: Any) -> bool:
         return False
     return not (isinstance(params, (list, tuple)) and len(params) == 2
                 and np.ndim(params[0]) == 0)
+
+
+def precision_notes(leaves: list[trees.Leaf], grads: list[np.ndarray]) -> list[str]:
+    """A note per gradient returned in a lower precision than its parameter."""
+    out = []
+    for leaf, g in zip(leaves, grads):
+        if g.dtype.itemsize < leaf.array.dtype.itemsize and not np.iscomplexobj(leaf.array):
+            out.append(f"The gradient of '{leaf.name}' is {g.dtype} while the parameter is "
+                       f"{leaf.array.dtype}: it is judged with the tolerance of {g.dtype}.")
+    return out
 
 
 def changed_leaves(leaves: list[trees.Leaf], snapshot: list[np.ndarray]) -> list[str]:
@@ -256,6 +279,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     try:
         analytic = analytic_gradients(forward_backward, params, leaves, reset)
         trees.check_structure(params, leaves, "forward_backward")
+        notes.extend(precision_notes(leaves, analytic.grads))
         moved = changed_leaves(leaves, snapshot)
         if moved:
             raise InputError(f"forward_backward modified the parameter(s) {', '.join(moved)} "

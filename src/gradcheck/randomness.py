@@ -81,6 +81,6 @@ def nondeterminism_message(f0: float, f1: float, seeded: bool) -> str:
                        "reset= that re-creates that generator. No gradient verdict is possible "
                        "until then.")
     return head + ("It probably draws a new batch or a new dropout mask per call (like the "
-                   "seed's data.get_next()); fix the data and pass seed= (or reset=) so every "
-                   "evaluation sees the same randomness. No gradient verdict is possible until "
-                   "then.")
+                   "seed's data.get_next()), or changes its own data or state in place; fix the "
+                   "data and pass seed= (or reset=) so every evaluation sees the same "
+                   "randomness. No gradient verdict is possible until then.")

@@ -45,6 +45,9 @@ def render_report(report: Report, worst: int = 5) -> str:
         bits.append(f"{c['kinks']} at kinks")
     if c["inconclusive"]:
         bits.append(f"{c['inconclusive']} inconclusive")
+    if report.options.get("mode") == "directional":
+        bits.insert(0, f"{len(report.tensors)} tensors tested along a random direction")
+        bits[1] = bits[1].replace("entries checked", "entries then checked elementwise")
     out.append("  " + ", ".join(bits))
     o = report.options
     out.append(f"  method {o.get('method')}, h={o.get('h')}, tol={o.get('tol')}, "
@@ -59,6 +62,7 @@ def render_report(report: Report, worst: int = 5) -> str:
                      str(t.failed), str(t.count(KINK)), str(t.count(INCONCLUSIVE)),
                      fmt(t.max_error), fmt(t.median_error), t.verdict])
     out += table(rows, right={2, 3, 4, 5, 6, 7})
+    out += _directional_lines(report)
     entries = report.worst(worst)
     if entries:
         out.append("")
@@ -83,3 +87,26 @@ def render_report(report: Report, worst: int = 5) -> str:
     out.append("")
     out.append(f"{report.evaluations} loss evaluations in {report.wall_time:.2f} s")
     return "\n".join(out)
+
+
+
+def _directional_lines(report: Report) -> list[str]:
+    """Table of the directional tests (mode="directional"): per tensor ⟨g, d̂⟩ against
+    (f(x₊) − f(x₋))/‖d‖, the error bar, the smallest single-element error the test resolves
+    and what localisation spent."""
+    results = [t.directional for t in report.tensors if t.directional is not None]
+    if not results:
+        return []
+    rows = [["tensor", "analytic", "numeric", "|diff|", "error bar", "resolves", "evals",
+             "result"]]
+    for r in results:
+        result = "pass" if r.passed else "differs"
+        if r.note:
+            result += f" ({r.note})"
+        rows.append([r.tensor, fmt(r.analytic), fmt(r.numeric), fmt(r.abs_error),
+                     fmt(r.error_bar), f"{fmt(r.detectable_relative)} x RMS",
+                     str(r.evaluations), result])
+    seed = results[0].seed
+    return ["", f"Directional tests (random direction, sample_seed={seed}; 'resolves' = the "
+            "smallest error on one element that the test detects, relative to the tensor's "
+            "RMS gradient):"] + table(rows, right={1, 2, 3, 4, 5, 6})

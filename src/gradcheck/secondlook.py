@@ -105,9 +105,10 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
     left = np.flatnonzero((status == INCONCLUSIVE) & finite)
     for i in left:
         reason[i] = what_would_decide(bar[i], ctx.noise, ctx.step[i], ctx.loss_dtype)
-    abs_err = metrics.absolute_error(ctx.analytic, numeric)
-    err = metrics.error(ctx.analytic, numeric, ctx.criteria.measure, ctx.criteria.denominator,
-                        ctx.criteria.floor)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf entries keep their status
+        abs_err = metrics.absolute_error(ctx.analytic, numeric)
+        err = metrics.error(ctx.analytic, numeric, ctx.criteria.measure,
+                            ctx.criteria.denominator, ctx.criteria.floor)
     return Revised(Judgement(status, err, abs_err, reason), numeric, bar, evaluations)
 
 
