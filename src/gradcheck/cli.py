@@ -46,6 +46,16 @@ def _sample(text: str) -> int | float:
         return float(text)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer such as 2")
+    return n
+
+
 def check_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`gradcheck.check` given on the command line."""
     opts: dict[str, Any] = {"method": args.method, "tol": args.tol}
@@ -53,6 +63,11 @@ def check_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["h"] = args.h
     if args.sample is not None:
         opts["sample"] = args.sample
+    for key in ("mode", "workers", "batched_forward"):  # speed options, where a command has them
+        if getattr(args, key, None) is not None:
+            opts[key] = getattr(args, key)
+    if getattr(args, "no_progress", False):
+        opts["progress"] = False
     return opts
 
 
@@ -73,6 +88,7 @@ def cmd_demo_rnn(args: argparse.Namespace) -> int:
                          "see the names")
     problem = rnn.make_problem(args.bug, hidden=args.hidden, seq_len=args.seq_len,
                                batch=args.batch, train_steps=args.train_steps)
+    args.batched_forward = problem.batched_forward if args.batched else None
     title = f"with bug {args.bug!r}" if args.bug else "(correct backward pass)"
     print(f"Checking the seed's RNN example {title}: hidden={args.hidden}, "
           f"seq_len={args.seq_len}, batch={args.batch}, {problem.n_params} parameters, after "
@@ -106,6 +122,14 @@ def build_parser() -> Parser:
     rnn.add_argument("--seq-len", type=int, default=10)
     rnn.add_argument("--batch", type=int, default=4)
     rnn.add_argument("--train-steps", type=int, default=20)
+    rnn.add_argument("--mode", choices=("elementwise", "directional"), default=None,
+                     help="elementwise (every entry, default) or directional (one random "
+                     "direction per tensor, then localise the wrong entries)")
+    rnn.add_argument("--workers", type=_positive, default=None,
+                     help="evaluate on N local worker processes")
+    rnn.add_argument("--batched", action="store_true",
+                     help="evaluate perturbations in stacks with the RNN's vectorised forward")
+    rnn.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     add_check_options(rnn)
     rnn.set_defaults(func=cmd_demo_rnn)
     return parser
