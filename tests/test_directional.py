@@ -180,3 +180,12 @@ def test_text_report_shows_the_directional_tests() -> None:
                         mode="directional"))
     assert "5 tensors tested along a random direction" in text
     assert "Directional tests" in text and "differs" in text and "x RMS" in text
+
+
+def test_cli_directional_mode_names_the_bad_tensor(capsys) -> None:
+    from gradcheck.cli import main
+
+    code = main(["demo", "rnn", "--bug", "sign", "--hidden", "8", "--mode", "directional"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "tensors tested along a random direction" in out and "V[" in out

@@ -146,3 +146,12 @@ def test_dask_local_cluster_gives_the_serial_report() -> None:
                                mode="directional", executor=client.get_executor())
     same_report(serial, report)
     assert directional.failing_tensors == ["b"]
+
+
+def test_cli_workers_and_batched(capsys) -> None:
+    from gradcheck.cli import main
+
+    code = main(["demo", "rnn", "--bug", "bias_one_step", "--hidden", "6", "--seq-len", "4",
+                 "--workers", "2", "--batched", "--no-progress"])
+    assert code == 1 and "b[" in capsys.readouterr().out
+    assert main(["demo", "rnn", "--workers", "0"]) == 3
