@@ -192,3 +192,18 @@ def test_complex_step_through_a_layer() -> None:
     report = check_layer(square_forward, square_backward, {"x": x, "w": w}, method="complex")
     assert report.status == "pass", report
     assert report.tensor("x").max_error < 1e-12
+
+
+def test_cli_demo_layer(capsys) -> None:
+    from gradcheck.cli import main
+
+    assert main(["demo", "layer", "affine"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert main(["demo", "layer", "affine", "--bug", "dw_transposed"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "transpose" in out
+    assert main(["demo", "layer", "--list"]) == 0
+    assert "embedding" in capsys.readouterr().out
+    assert main(["demo", "layer", "nope"]) == 3
+    assert main(["demo", "layer", "affine", "--bug", "nope"]) == 3
+    assert main(["demo", "layer"]) == 3

@@ -101,6 +101,10 @@ def test_same_verdict_as_torch_gradcheck(factory, bug, bad) -> None:
     if bad:
         worst = report.worst(1)[0]
         assert worst.status == "FAIL" and worst.tensor in bad and "[" in worst.name
+    if bug == "sign":                       # torch says "Jacobian mismatch"; we say why
+        assert report.tensor("w").likely_bug.kind == "sign", report
+    if bug in ("double_x", "no_mean"):      # factor 2, and N = 4 rows not divided out
+        assert report.tensor("x").likely_bug.kind == "scale", report
 
 
 def test_float32_function_checks_in_float64() -> None:
@@ -152,3 +156,13 @@ def test_params_are_untouched() -> None:
     check_module(model, torch.ones(1, 3, dtype=torch.float64))
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n])
+
+
+def test_batchnorm_in_train_mode_leaves_running_stats_alone() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).double()
+    stats = {n: b.clone() for n, b in model.named_buffers()}
+    report = check_module(model, torch.randn(5, 3, dtype=torch.float64))
+    assert report.status == "pass", report
+    for n, b in model.named_buffers():
+        assert torch.equal(b, stats[n]), n

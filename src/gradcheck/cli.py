@@ -94,7 +94,35 @@ def cmd_demo_rnn(args: argparse.Namespace) -> int:
           f"seq_len={args.seq_len}, batch={args.batch}, {problem.n_params} parameters, after "
           f"{args.train_steps} SGD steps.")
     report = check(problem.forward, problem.forward_backward, problem.params,
+                   context={"batch_size": args.batch, "seq_len": args.seq_len},
                    **check_options(args))
+    return finish(report, args)
+
+
+def cmd_demo_layer(args: argparse.Namespace) -> int:
+    """Check a reference CS231n-style layer (optionally with a named bug) with check_layer."""
+    from gradcheck.examples.layers import LAYERS
+    from gradcheck.layers import check_reference_layer
+
+    if args.list or args.name is None:
+        if args.name is None and not args.list:
+            raise UsageError("say which layer, e.g. 'gradcheck demo layer affine' (see "
+                             "'gradcheck demo layer --list')")
+        print("Reference layers and their bug variants (gradcheck demo layer NAME --bug BUG):")
+        for name, spec in LAYERS.items():
+            print(f"  {name}: {', '.join(spec.bugs) or '-'}")
+        return EXIT_PASS
+    if args.name not in LAYERS:
+        raise UsageError(f"unknown layer {args.name!r}; run 'gradcheck demo layer --list' to see "
+                         "the names")
+    spec = LAYERS[args.name]
+    if args.bug is not None and args.bug not in spec.bugs:
+        raise UsageError(f"unknown bug {args.bug!r} for layer {args.name!r}; its bugs are "
+                         f"{', '.join(spec.bugs)}")
+    what = f"with bug {args.bug!r}: {spec.bugs[args.bug].description}" if args.bug else \
+        "(correct backward pass)"
+    print(f"Checking the reference layer {args.name!r} {what}")
+    report = check_reference_layer(args.name, args.bug, **check_options(args))
     return finish(report, args)
 
 
@@ -132,6 +160,12 @@ def build_parser() -> Parser:
     rnn.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     add_check_options(rnn)
     rnn.set_defaults(func=cmd_demo_rnn)
+    layer = demo_sub.add_parser("layer", help="a CS231n-style numpy layer (forward/backward)")
+    layer.add_argument("name", nargs="?", default=None, help="layer name (see --list)")
+    layer.add_argument("--bug", default=None, help="a bug variant of the layer")
+    layer.add_argument("--list", action="store_true", help="list the layers and their bugs")
+    add_check_options(layer)
+    layer.set_defaults(func=cmd_demo_layer)
     return parser
 
 

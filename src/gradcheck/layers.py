@@ -70,7 +70,8 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any] | None
         their inputs with — with the same seed, ``dout`` would equal ``x`` and hide bugs such
         as a transposed ``x.T @ dout``, which is then symmetric).
     **options : any option of :func:`gradcheck.check` (``method``, ``h``, ``tol``, ``sample``,
-        ``seed`` for layers that draw random numbers on every call, ...).
+        ``seed`` for layers that draw random numbers on every call, ``context`` for the
+        diagnosis — ``batch_size`` defaults to the first input's leading dimension).
 
     Returns
     -------
@@ -96,6 +97,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any] | None
         raise InputError("backward is None; pass the layer's backward(dout, cache), or "
                          "is_loss=True for a function returning (loss, dx).")
     reset = make_reset(options.get("seed"), options.get("reset"))
+    options["context"] = _context(values, options.get("context"))
     params = {n: np.array(values[names.index(n)], copy=True) for n in diff}
     fixed = {n: v for n, v in zip(names, values) if n not in diff}
 
@@ -163,12 +165,26 @@ def check_reference_layer(name: str, bug: str | None = None, *, seed: int = 0,
                          f"{', '.join(sorted(spec.bugs))}.")
     inputs = spec.make_inputs(np.random.default_rng(seed))
     ordered = {n: inputs[n] for n in spec.input_names}
+    if name == "embedding" and "context" not in options:
+        # rows of W looked up more than once: where assignment-instead-of-accumulation shows
+        hits = np.bincount(inputs["x"].ravel(), minlength=inputs["W"].shape[0])
+        options["context"] = {"repeated_rows": {"W": hits > 1}}
     backward = spec.backward if bug is None else L.buggy_backward(name, bug)
     if spec.is_loss:
         return check_layer(backward, None, ordered, kwargs=spec.kwargs,
                            differentiable=spec.differentiable, is_loss=True, **options)
     return check_layer(spec.forward, backward, ordered, kwargs=spec.kwargs,
                        differentiable=spec.differentiable, **options)
+
+
+def _context(values: list[Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The diagnosis context: ``batch_size`` from the first input's leading dimension (the
+    CS231n layout ``(N, ...)``) unless given."""
+    context = dict(given or {})
+    first = values[0] if values else None
+    if "batch_size" not in context and isinstance(first, np.ndarray) and first.ndim >= 2:
+        context["batch_size"] = int(first.shape[0])
+    return context
 
 
 def _name(fn: Any, default: str) -> str:

@@ -59,6 +59,8 @@ class TensorReport:
     status: np.ndarray
     notes: np.ndarray
     diagnosis: str | None = None
+    #: the gradcheck.diagnose.Diagnosis behind ``diagnosis`` (kind, confidence, factor).
+    likely_bug: Any = None
     #: gradcheck.directional.DirectionalResult in mode="directional", else None.
     directional: Any = None
 
@@ -127,6 +129,10 @@ class TensorReport:
             "skipped": self.size - self.checked, "verdict": self.verdict,
             "max_error": _num(self.max_error), "median_error": _num(self.median_error),
             "worst": worst.to_dict() if worst else None, "diagnosis": self.diagnosis,
+            "likely_bug": None if self.likely_bug is None else {
+                "kind": self.likely_bug.kind, "confidence": self.likely_bug.confidence,
+                "factor": _num(self.likely_bug.factor) if self.likely_bug.factor is not None
+                else None},
             "directional": self.directional.to_dict() if self.directional else None,
         }
 

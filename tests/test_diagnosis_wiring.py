@@ -1,0 +1,118 @@
+"""The diagnosis wired into the check: failing tensors get the right kind of likely bug, and
+nothing is claimed with confidence about tensors (or models) that are correct."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import gradcheck as gc
+from gradcheck.cli import main
+from gradcheck.examples import rnn
+from gradcheck.examples.layers import LAYERS
+from gradcheck.layers import check_reference_layer
+
+B, T = 4, 10
+RNN_CONTEXT = {"batch_size": B, "seq_len": T}
+
+#: bug → {tensor: (kind, factor or None)} where the diagnosis must name the pattern.
+RNN_EXPECTED = {
+    "sign": {"V": ("sign", -1.0)},
+    "batch_scale": {"V": ("scale", float(B)), "c": ("scale", float(B))},
+    "transpose": {"W": ("transpose", None)},
+}
+
+#: (layer, bug) → (tensor, kind, factor or None); N is the layer's batch size.
+LAYER_EXPECTED = {
+    ("affine", "dw_transposed"): ("w", "transpose", None),
+    ("affine", "dw_divided_by_n"): ("w", "scale", 1 / 4),
+    ("layernorm", "dbeta_mean"): ("beta", "scale", 1 / 5),
+    ("softmax_loss", "no_divide_by_n"): ("x", "scale", 5.0),
+    ("svm_loss", "no_divide_by_n"): ("x", "scale", 5.0),
+    ("dropout", "missing_scale"): ("x", "scale", 0.6),
+    ("embedding", "assignment_instead_of_accumulation"): ("W", "repeated_rows", None),
+    ("embedding", "fancy_index_iadd"): ("W", "repeated_rows", None),
+    ("leaky_relu", "negative_slope_zero"): ("x", "zero", None),
+}
+
+
+def _check_rnn(bug, **options):
+    problem = rnn.make_problem(bug, seq_len=T, batch=B)
+    return gc.check(problem.forward, problem.forward_backward, problem.params,
+                    context=RNN_CONTEXT, **options)
+
+
+def _assert_kind(t, kind: str, factor: float | None) -> None:
+    assert t.likely_bug is not None, f"{t.name}: no diagnosis"
+    assert t.likely_bug.kind == kind, t.diagnosis
+    assert t.likely_bug.confidence >= 0.7
+    assert t.diagnosis == t.likely_bug.sentence and t.name in t.diagnosis
+    if factor is not None:
+        assert t.likely_bug.factor == pytest.approx(factor, rel=1e-3)
+
+
+@pytest.mark.parametrize("bug", sorted(rnn.BUGS))
+def test_rnn_bugs_get_the_right_diagnosis_and_correct_tensors_none(bug: str) -> None:
+    report = _check_rnn(bug)
+    expected = RNN_EXPECTED.get(bug, {})
+    for t in report.tensors:
+        if t.name in expected:
+            _assert_kind(t, *expected[t.name])
+        if t.name not in rnn.BUGS[bug].affects:
+            assert t.diagnosis is None and t.likely_bug is None, t.diagnosis
+
+
+def test_correct_rnn_has_no_diagnosis() -> None:
+    report = _check_rnn(None)
+    assert report.status == "pass"
+    assert all(t.diagnosis is None for t in report.tensors)
+
+
+@pytest.mark.parametrize(("layer", "bug"), sorted(LAYER_EXPECTED))
+def test_layer_bugs_get_the_right_diagnosis(layer: str, bug: str) -> None:
+    name, kind, factor = LAYER_EXPECTED[(layer, bug)]
+    report = check_reference_layer(layer, bug)
+    _assert_kind(report.tensor(name), kind, factor)
+
+
+@pytest.mark.parametrize(("layer", "bug"),
+                         [(n, b) for n in sorted(LAYERS) for b in sorted(LAYERS[n].bugs)])
+def test_layer_bugs_never_blame_a_correct_input(layer: str, bug: str) -> None:
+    report = check_reference_layer(layer, bug)
+    blamed = {t.name for t in report.tensors if t.diagnosis}
+    assert blamed <= set(LAYERS[layer].bugs[bug].affects)
+
+
+def test_zoo_diagnoses_only_blame_bad_tensors() -> None:
+    zoo = pytest.importorskip("gradcheck.examples.zoo")
+    blamed_wrongly = []
+    for m in zoo.MODELS:
+        report = gc.check(m.forward, m.forward_backward, m.params, seed=m.needs_seed)
+        for t in report.tensors:
+            if t.diagnosis and t.name not in m.bad_tensors:
+                blamed_wrongly.append((m.name, t.name, t.diagnosis))
+    assert blamed_wrongly == []
+
+
+def test_sampled_tensors_still_get_scalar_patterns() -> None:
+    report = _check_rnn("sign", sample=12)
+    _assert_kind(report.tensor("V"), "sign", -1.0)
+
+
+def test_diagnose_off_and_context_errors() -> None:
+    assert all(t.diagnosis is None for t in _check_rnn("sign", diagnose=False).tensors)
+    p = np.ones(3)
+    with pytest.raises(gc.InputError, match="unknown key"):
+        gc.check(lambda x: float(x.sum()), np.ones_like, p, context={"batch": 3})
+
+
+def test_json_and_text_carry_the_diagnosis(tmp_path, capsys) -> None:
+    data = _check_rnn("batch_scale").to_dict()
+    v = next(t for t in data["tensors"] if t["name"] == "V")
+    assert v["likely_bug"]["kind"] == "scale" and v["likely_bug"]["factor"] == pytest.approx(B)
+    json.dumps(data)
+    assert main(["demo", "rnn", "--bug", "sign"]) == 1
+    out = capsys.readouterr().out
+    assert "Likely bugs:" in out and "V: The gradient of V" in out and "-1" in out
