@@ -29,7 +29,6 @@ from gradcheck.verdict import (
     Criteria,
     entry_warnings,
     judge,
-    kink_notes,
     model_scale,
     nondeterminism_is_rounding,
     tensor_scale,
@@ -381,7 +380,6 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             evaluations += numeric_eval.count
         status = _overall(tensors)
         warnings.extend(entry_warnings(tensors))
-        notes.extend(kink_notes(tensors))
         return _report(status, tensors, opts, evaluations, start, warnings, notes, f0)
     finally:
         for thing in opened:
