@@ -163,4 +163,25 @@ def entry_warnings(tensors: list) -> list[str]:
                        "entries are inconclusive — the forward leaves its domain (log or sqrt "
                        "of a non-positive number, overflow) that close to the params; a smaller "
                        "h or method='complex' may decide them.")
+        undecided = np.flatnonzero((t.status == INCONCLUSIVE) & np.isfinite(t.numeric))
+        if undecided.size:
+            why = str(t.notes[undecided[0]])
+            out.append(f"'{t.name}': {undecided.size} entr{'y' if undecided.size == 1 else 'ies'} "
+                       f"inconclusive ({_names(t, undecided)}): {why}.")
     return out
+
+
+def kink_notes(tensors: list) -> list[str]:
+    """One note naming the entries accepted as valid subgradients at kinks, if any."""
+    parts = []
+    total = 0
+    for t in tensors:
+        at = np.flatnonzero(t.status == KINK)
+        if at.size:
+            total += at.size
+            parts.append(_names(t, at))
+    if not total:
+        return []
+    return [f"{total} entr{'y sits' if total == 1 else 'ies sit'} on a kink (a point where the "
+            f"loss is not differentiable) with a valid subgradient: {'; '.join(parts)}. The "
+            "one-sided slopes are in each entry's note."]
