@@ -115,3 +115,11 @@ def test_loss_fn_and_no_jit() -> None:
     report = check_function(fn, *args, names=names, loss_fn=lambda out: jnp.mean(out**2),
                             jit=False)
     assert report.failing_tensors == ["x"]
+
+
+def test_complex_step() -> None:
+    args, names = _args(make_mulsin)
+    report = check_function(make_mulsin(), *args, names=names, method="complex")
+    assert report.status == "pass" and report.tensors[0].max_error < 1e-12
+    assert check_function(make_mulsin("sign"), *args, names=names,
+                          method="complex").failing_tensors == ["w"]

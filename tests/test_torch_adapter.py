@@ -166,3 +166,12 @@ def test_batchnorm_in_train_mode_leaves_running_stats_alone() -> None:
     assert report.status == "pass", report
     for n, b in model.named_buffers():
         assert torch.equal(b, stats[n]), n
+
+
+def test_complex_step_through_a_function_and_a_module() -> None:
+    xs, names = _inputs(make_mulsin)
+    report = check_function(make_mulsin(), *xs, names=names, method="complex")
+    assert report.status == "pass" and report.tensors[0].max_error < 1e-12
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh()).double()
+    x = torch.linspace(0, 1, 6, dtype=torch.float64).reshape(2, 3)
+    assert check_module(model, x, method="complex").status == "pass"

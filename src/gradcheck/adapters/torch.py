@@ -123,7 +123,8 @@ def check_module(module: Any, *inputs: Any, loss_fn: Callable[[Any], Any] | None
 
 
 def _cast_like(x: Any, values: dict[str, Any]) -> Any:
-    """A floating tensor in the evaluation's dtype (float64 while promoted), else ``x``."""
+    """A floating tensor in the evaluation's dtype (float64 while promoted, complex128 for the
+    complex step), else ``x``."""
     import torch
 
     if not (torch.is_tensor(x) and x.is_floating_point()) or not values:
@@ -131,7 +132,7 @@ def _cast_like(x: Any, values: dict[str, Any]) -> Any:
     dtype = next(iter(values.values())).dtype
     promoted = dtype == torch.float64 and x.dtype in (torch.float32, torch.float16,
                                                       torch.bfloat16)
-    return x.to(dtype) if promoted else x
+    return x.to(dtype) if promoted or dtype == torch.complex128 else x
 
 
 def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str, Any],
