@@ -65,3 +65,14 @@ def test_cli_plot_option(tmp_path, capsys) -> None:
     assert main(["demo", "rnn", "--bug", "transpose", "--plot", str(path)]) == 1
     assert path.stat().st_size > 10_000
     assert str(path) in capsys.readouterr().out
+
+
+def test_plot_of_a_directional_report_says_how_tensors_passed(tmp_path) -> None:
+    from gradcheck.examples import rnn
+
+    problem = rnn.make_problem("transpose")
+    report = gc.check(problem.forward, problem.forward_backward, problem.params,
+                      mode="directional", progress=False)
+    fig = report.plot(str(tmp_path / "d.png"))
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts.count("passed the directional test") == 4      # U, b, V, c; W failed

@@ -150,6 +150,11 @@ def _heatmap(ax: Any, t: TensorReport, norm: Any, cmap: Any) -> Any:
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto",
                       interpolation="nearest")
     rows, cols = values.shape
+    if t.checked == 0:
+        how = ("passed the directional test" if getattr(t, "directional", None) is not None
+               else "no entry checked")
+        ax.text(0.5, 0.5, how, transform=ax.transAxes, ha="center", va="center", fontsize=8,
+                color="#404040")
     if 0 < t.failed <= min(64, t.checked // 2):   # mark isolated failures; masses are red
         fy, fx = np.nonzero(status == FAIL)
         ax.scatter(fx, fy, marker="x", s=min(40.0, 2400.0 / max(rows, cols) ** 1.3),
