@@ -66,6 +66,8 @@ class Options:
     workers: int | None = None
     progress: bool = True
     second_look: bool = True
+    context: dict[str, Any] | None = None
+    diagnose: bool = True
 
     def __post_init__(self) -> None:
         self.scheme = get_scheme(self.method)
@@ -83,6 +85,7 @@ class Options:
         if not (isinstance(self.loss_scale, (int, float)) and self.loss_scale > 0):
             raise InputError(f"loss_scale={self.loss_scale!r} must be a positive number.")
         _validate_speed_options(self)
+        _validate_context(self.context)
 
     def public(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -113,6 +116,22 @@ def _validate_speed_options(o: Options) -> None:
     if o.executor is not None and o.workers is not None:
         raise InputError("pass either executor= or workers=, not both (workers=N starts a "
                          "local process pool).")
+
+
+#: Keys of ``context=``: facts about the model that let the diagnosis name a bug.
+CONTEXT_KEYS = ("batch_size", "seq_len", "time_axis", "repeated_rows")
+
+
+def _validate_context(context: Any) -> None:
+    if context is None:
+        return
+    if not isinstance(context, dict):
+        raise InputError(f"context={context!r} must be a dict such as "
+                         "{'batch_size': 32, 'seq_len': 10}.")
+    unknown = sorted(set(context) - set(CONTEXT_KEYS))
+    if unknown:
+        raise InputError(f"context has unknown key(s) {', '.join(unknown)}; known keys are "
+                         f"{', '.join(CONTEXT_KEYS)}.")
 
 
 def make_options(options: dict[str, Any]) -> Options:
@@ -275,6 +294,11 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     second_look : re-examine entries the first estimate cannot settle (default True): would-be
         failures at smaller steps with a kink test (:mod:`gradcheck.kinks`), inconclusive
         entries at larger steps (:mod:`gradcheck.secondlook`).
+    context : facts that help explain a failure, e.g. ``{"batch_size": 32, "seq_len": 10,
+        "time_axis": 0, "repeated_rows": {"W_embed": mask}}``: a gradient B times too large
+        is then named as a missing division by the batch size.
+    diagnose : explain each failing tensor in one sentence (default True; see
+        :mod:`gradcheck.diagnose`).
 
     Returns
     -------
@@ -553,6 +577,58 @@ def _overall(tensors: list[TensorReport]) -> str:
 
 
 def _report(status, tensors, opts, evaluations, start, warnings, notes, f0) -> Report:
+    if status == "fail" and opts.diagnose:
+        attach_diagnoses(tensors, opts.context or {})
     return Report(status, tensors, opts.public(), evaluations, time.perf_counter() - start,
                   warnings, notes, float(np.real(f0)))
 
+
+
+def _entry_arrays(t: TensorReport) -> tuple[dict[str, np.ndarray], bool]:
+    """A tensor's checked entries as arrays for :mod:`gradcheck.diagnose`: in the tensor's
+    shape when every entry was checked, else flat (shape-based patterns then do not apply)."""
+    from gradcheck.verdict import FAIL, SKIPPED
+
+    keep = t.status != SKIPPED
+    full = bool(keep.all()) and t.flat_index.size == t.size
+    out = {}
+    for key, values in (("a", t.analytic), ("n", t.numeric), ("noise", t.error_bar),
+                        ("failed", t.status == FAIL)):
+        if full:
+            grid = np.empty(t.size, dtype=np.asarray(values).dtype)
+            grid[t.flat_index] = values
+            out[key] = grid.reshape(t.shape)
+        else:
+            out[key] = np.asarray(values)[keep]
+    return out, full
+
+
+def attach_diagnoses(tensors: list[TensorReport], context: dict[str, Any]) -> None:
+    """Set ``diagnosis`` (one sentence) and ``likely_bug`` on each failing tensor whose
+    pattern :func:`gradcheck.diagnose.diagnose` finds with confidence ≥ ``CONFIDENT`` (0.7).
+
+    Fully checked tensors get the whole context (time axis, repeated rows) and the swap test
+    against every other fully checked tensor; sampled tensors only the scalar patterns.
+    """
+    from gradcheck.diagnose import CONFIDENT, diagnose
+
+    arrays = {t.name: _entry_arrays(t) for t in tensors}
+    pool = {name: (d["a"], d["n"]) for name, (d, full) in arrays.items() if full}
+    scalar_context = {k: v for k, v in context.items() if k in ("batch_size", "seq_len")}
+    for t in tensors:
+        if not t.failed:
+            continue
+        d, full = arrays[t.name]
+        kwargs = dict(context) if full else dict(scalar_context)
+        if isinstance(kwargs.get("repeated_rows"), dict):
+            kwargs["repeated_rows"] = kwargs["repeated_rows"].get(t.name)
+        try:
+            found = diagnose({t.name: (d["a"], d["n"])}, all_tensors=pool if full else None,
+                             failed={t.name: d["failed"]}, noise={t.name: d["noise"]},
+                             **kwargs)[t.name]
+        except ValueError as exc:
+            raise InputError(f"context does not fit tensor '{t.name}': {exc}; give "
+                             "repeated_rows as {tensor name: mask over its first axis}.") from exc
+        if found.confidence >= CONFIDENT:
+            t.diagnosis = found.sentence
+            t.likely_bug = found
