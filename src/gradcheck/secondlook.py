@@ -28,6 +28,11 @@ from gradcheck.verdict import FAIL, INCONCLUSIVE, KINK, PASS, Criteria, Judgemen
 
 #: Largest step multiplier tried by the step-up ladder (times ``h·max(1, |x|)``).
 LADDER = (1.0, 10.0, 100.0, 1000.0)
+#: At most this many would-be failures of one tensor are re-examined before deciding whether
+#: to look at the rest (a wholly wrong 10⁵-entry tensor should not double the cost of a check).
+MAX_REEXAMINE = 64
+#: ... and the rest are left as FAIL when at least this many of them confirm the failure.
+CONFIRMED = 16
 #: Step divisors tried when the loss is not finite at ``x ± h`` (a domain edge within h).
 LADDER_DOWN = (1e-1, 1e-2, 1e-3, 1e-4)
 #: Safety factor on the Richardson truncation estimate.
@@ -77,6 +82,26 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
     # 1. would-be failures: kink analysis with smaller steps.
     noisy_fail = np.zeros(status.shape, bool)
     fails = np.flatnonzero((status == FAIL) & finite)
+    if fails.size > MAX_REEXAMINE and kinks_enabled:
+        # A tensor with many failures: re-examine an evenly spread subset first; if it
+        # confirms the failure, the tensor is broken and the rest keep their FAIL.
+        subset = fails[np.linspace(0, fails.size - 1, MAX_REEXAMINE).astype(int)]
+        k = kinks.analyse(ctx.evaluator, ctx.leaf, ctx.flat_index[subset], ctx.x[subset],
+                          ctx.analytic[subset], numeric[subset], ctx.step[subset], ctx.f0,
+                          ctx.noise, ctx.dtype, ctx.criteria, ctx.scale,
+                          ctx.analytic_bar[subset])
+        confirmed = int(np.count_nonzero(k.decided & (k.status == FAIL)))
+        if confirmed >= CONFIRMED:
+            evaluations += k.evaluations
+            d = subset[k.decided]
+            status[d] = k.status[k.decided]
+            reason[d] = k.note[k.decided]
+            numeric[d] = k.numeric[k.decided]
+            bar[d] = k.error_bar[k.decided]
+            rest = np.setdiff1d(fails, subset)
+            reason[rest] = (f"not re-examined: {confirmed} of {subset.size} re-examined "
+                            "entries of this tensor confirm the failure")
+            fails = fails[:0]
     if fails.size and kinks_enabled:
         k = kinks.analyse(ctx.evaluator, ctx.leaf, ctx.flat_index[fails], ctx.x[fails],
                           ctx.analytic[fails], numeric[fails], ctx.step[fails], ctx.f0, ctx.noise,
