@@ -554,7 +554,7 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
         # Kinks (smaller steps) for would-be failures, larger steps for inconclusive entries.
         ctx = LookContext(evaluator, i, idx, x, a_real, est.value, est.step, f0, noise, dtype,
                           criteria, scale, analytic_bar, float(opts.h),
-                          getattr(evaluator, "loss_dtype", None))
+                          getattr(evaluator, "loss_dtype", None), est.rounding, est.truncation)
         revised = second_look(ctx, j, bar)
         j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
     return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, numeric,

@@ -58,6 +58,8 @@ class Context:
     analytic_bar: np.ndarray
     h: float
     loss_dtype: np.dtype | None = None
+    rounding: np.ndarray | None = None     # the estimate's error components at h, if known
+    truncation: np.ndarray | None = None
 
 
 @dataclass
@@ -113,20 +115,27 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
         numeric[d] = k.numeric[k.decided]
         bar[d] = k.error_bar[k.decided]
         noisy_fail[fails[~k.decided]] = True
-    # 2. inconclusive entries and noise-limited failures: larger steps.
-    todo = np.flatnonzero(((status == INCONCLUSIVE) | noisy_fail) & finite)
+    # 2. inconclusive entries whose error bar is mostly truncation (a scheme with a large
+    #    default step, a kink inside it): smaller steps.
+    trunc_bound = _truncation_dominated(ctx)
+    todo = np.flatnonzero((status == INCONCLUSIVE) & finite & trunc_bound)
+    if todo.size:
+        evaluations += _ladder(ctx, todo, np.asarray(ctx.step[todo], dtype=np.float64),
+                               LADDER_DOWN, noisy_fail, status, reason, numeric, bar)
+    # 3. inconclusive entries and noise-limited failures: larger steps.
+    todo = np.flatnonzero(((status == INCONCLUSIVE) | noisy_fail) & finite & ~trunc_bound)
     if todo.size:
         base = np.asarray(ctx.step[todo], dtype=np.float64) * np.maximum(1.0, np.abs(
             np.asarray(ctx.x[todo], dtype=np.float64)))
         evaluations += _ladder(ctx, todo, base, LADDER, noisy_fail, status, reason, numeric,
                                bar)
-    # 3. the loss is not finite at x ± h (a domain edge within h): smaller steps.
+    # 4. the loss is not finite at x ± h (a domain edge within h): smaller steps.
     todo = np.flatnonzero(np.isfinite(ctx.analytic) & ~np.isfinite(numeric)
                           & np.isfinite(ctx.step))
     if todo.size:
         evaluations += _ladder(ctx, todo, np.asarray(ctx.step[todo], dtype=np.float64),
                                LADDER_DOWN, noisy_fail, status, reason, numeric, bar)
-    # 4. say what would decide what is left.
+    # 5. say what would decide what is left.
     left = np.flatnonzero((status == INCONCLUSIVE) & finite)
     for i in left:
         reason[i] = what_would_decide(bar[i], ctx.noise, ctx.step[i], ctx.loss_dtype)
@@ -135,6 +144,15 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
         err = metrics.error(ctx.analytic, numeric, ctx.criteria.measure,
                             ctx.criteria.denominator, ctx.criteria.floor)
     return Revised(Judgement(status, err, abs_err, reason), numeric, bar, evaluations)
+
+
+def _truncation_dominated(ctx: Context) -> np.ndarray:
+    """Entries whose estimated truncation error exceeds their rounding error."""
+    n = np.asarray(ctx.numeric).shape
+    if ctx.rounding is None or ctx.truncation is None:
+        return np.zeros(n, bool)
+    t = np.nan_to_num(np.asarray(ctx.truncation, dtype=np.float64), nan=0.0)
+    return t > np.asarray(ctx.rounding, dtype=np.float64)
 
 
 def _ladder(ctx: Context, todo: np.ndarray, base: np.ndarray, multipliers: tuple[float, ...],
