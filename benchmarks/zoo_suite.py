@@ -168,9 +168,10 @@ def _loss_and_grads(out: Any) -> tuple[Any, Any]:
     return None, out
 
 
-def gradcheck_status(case: Case) -> tuple[str, set[str], gc.Report]:
-    """gradcheck at its defaults (plus ``seed=`` for models that need one)."""
-    report = gc.check(case.forward, case.forward_backward, case.params, seed=case.seed)
+def gradcheck_status(case: Case, **options: Any) -> tuple[str, set[str], gc.Report]:
+    """gradcheck at its defaults (plus ``seed=`` for models that need one, and ``options``)."""
+    report = gc.check(case.forward, case.forward_backward, case.params, seed=case.seed,
+                      **options)
     return report.status, set(report.failing_tensors), report
 
 
@@ -188,12 +189,12 @@ class Row:
     seconds: float
 
 
-def run(cases: list[Case], plain: bool = True) -> list[Row]:
+def run(cases: list[Case], plain: bool = True, **options: Any) -> list[Row]:
     rows = []
     for c in cases:
         pa, pt = plain_alarm(c) if plain else (False, set())
         t = time.perf_counter()
-        status, tensors, report = gradcheck_status(c)
+        status, tensors, report = gradcheck_status(c, **options)
         rows.append(Row(c, pa, pt, status, tensors, report.counts["kinks"],
                         time.perf_counter() - t))
     return rows
@@ -252,11 +253,45 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+#: Other settings a user might choose; gradcheck should stay honest with each of them.
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"h": 1e-7}, {"h": 1e-6}, {"h": 1e-4}, {"h": 1e-3}, {"h": 1e-2}, {"method": "forward"},
+    {"method": "backward"}, {"method": "central4"}, {"method": "richardson"},
+    {"relative_step": True}, {"denominator": "sum"}, {"sample": 3},
+)
+
+
+def render_variants(cases: list[Case]) -> str:
+    lines = ["", "### gradcheck with other settings (same suite)", "",
+             "| options | false alarms | missed bugs | inconclusive (correct) | "
+             "inconclusive (buggy) | wall time |", "|---|---:|---:|---:|---:|---:|"]
+    for options in VARIANTS:
+        t = time.perf_counter()
+        try:
+            rows = run(cases, plain=False, **options)
+        except (TypeError, ValueError):   # an option or method this version does not have
+            continue
+        s = summary(rows)
+        inc_bug = sum(r.status == "inconclusive" for r in rows if r.case.buggy)
+        missed = [r.case.name for r in rows if r.case.buggy and r.status != "fail"]
+        inc = [r.case.name for r in rows if not r.case.buggy and r.status == "inconclusive"]
+        label = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        lines.append(f"| `{label}` | {s['gc_false_alarms']} | {s['gc_missed']}"
+                     f"{' (' + ', '.join(missed) + ')' if missed else ''} | "
+                     f"{s['gc_inconclusive_correct']}{' (' + ', '.join(inc) + ')' if inc else ''}"
+                     f" | {inc_bug} | {time.perf_counter() - t:.1f} s |")
+    lines += ["", "A sampled check (`sample=3`) can only find a bug in the entries it looks at; "
+              "the inconclusive entries above say what would decide them (a larger h for "
+              "`h=1e-7` on a loss of 1e6)."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     from results import machine, write_section
 
-    rows = run(all_cases())
-    body = render(rows) + f"\n\nMeasured on {machine()}."
+    cases = all_cases()
+    rows = run(cases)
+    body = render(rows) + "\n" + render_variants(cases) + f"\n\nMeasured on {machine()}."
     print(body)
     write_section("zoo_suite", body)
 

@@ -68,3 +68,11 @@ def test_plain_algorithm_raises_false_alarms_where_gradcheck_does_not(suite) -> 
         alarm, _ = suite.plain_alarm(cases[name])
         assert alarm, name
         assert not zoo.get(name).buggy
+
+
+@pytest.mark.parametrize("options", [{"h": 1e-3}, {"method": "forward"},
+                                     {"relative_step": True}])
+def test_other_settings_stay_honest(suite, options) -> None:
+    rows = suite.run(suite.all_cases(), plain=False, **options)
+    s = suite.summary(rows)
+    assert (s["gc_false_alarms"], s["gc_missed"], s["gc_inconclusive_correct"]) == (0, 0, 0)
