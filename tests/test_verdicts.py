@@ -282,5 +282,6 @@ def test_overall_status_and_exit_codes() -> None:
 def test_cli_exit_codes() -> None:
     from gradcheck.cli import main
 
-    assert main(["demo", "rnn", "--sample", "3"]) == 0
+    assert main(["demo", "rnn", "--sample", "3", "--seed", "0", "--sample-seed", "2"]) == 0
     assert main(["demo", "rnn", "--bug", "transpose", "--sample", "3"]) == 1
+    assert main(["demo", "rnn", "--sample", "2", "--no-second-look"]) == 0

@@ -34,6 +34,12 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
     p.add_argument("--sample", type=_sample, default=None,
                    help="entries per tensor (int) or a fraction (float in (0, 1])")
+    p.add_argument("--sample-seed", type=int, default=None,
+                   help="seed of the sample (default 0; reproducible)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="re-seed numpy/random/torch before every evaluation (dropout)")
+    p.add_argument("--no-second-look", action="store_true",
+                   help="judge every entry at h only (no kink analysis, no larger steps)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="also draw error heatmaps and a histogram to FILE.png (needs matplotlib)")
@@ -68,6 +74,12 @@ def check_options(args: argparse.Namespace) -> dict[str, Any]:
             opts[key] = getattr(args, key)
     if getattr(args, "no_progress", False):
         opts["progress"] = False
+    if getattr(args, "sample_seed", None) is not None:
+        opts["sample_seed"] = args.sample_seed
+    if getattr(args, "seed", None) is not None:
+        opts["seed"] = args.seed
+    if getattr(args, "no_second_look", False):
+        opts["second_look"] = False
     return opts
 
 
