@@ -235,7 +235,7 @@ def test_hopeless_rounding_is_inconclusive_and_says_what_would_decide() -> None:
     report = gc.check(forward, lambda p: np.cos(p), w)
     assert report.status == "inconclusive" and report.exit_code == 2
     note = report.entries("inconclusive")[0].note
-    assert "complex" in note and "loss_scale" in note
+    assert "complex" in note and "larger h" in note
 
 
 def test_strong_curvature_is_decided_at_a_smaller_step() -> None:

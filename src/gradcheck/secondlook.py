@@ -218,9 +218,9 @@ def what_would_decide(bar: float, noise: float, step: float, loss_dtype: np.dtyp
                 "a float64 forward (or promote=True with a forward that accepts float64) would "
                 "decide it")
     if bar > 0 and noise / max(step, 1e-300) >= 0.5 * bar:
-        return ("the loss's rounding noise swamps the difference even at larger steps; "
-                "method='complex' (if the forward is complex-analytic), a larger h or "
-                "loss_scale= would decide it")
+        return ("the loss's rounding noise (relative to |f|) swamps the difference even at "
+                "larger steps; method='complex' (if the forward is complex-analytic), a larger "
+                "h, or a loss without its large constant part would decide it")
     return ("the difference is within the estimated truncation error; a smaller h or "
             "method='complex' would decide it")
 
