@@ -286,8 +286,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     promote : run the numerics in float64 when params are float32/float16 and the forward
         accepts float64 (default True).
     sample : check ``k`` entries per tensor (int) or a fraction (float); corners always
-        included; ``sample_seed`` makes it reproducible.
-    seed : re-seed numpy, ``random`` and torch before every evaluation (dropout).
+        included; ``sample_seed`` makes it reproducible. A dict ``{name: k | fraction |
+        [indices]}`` sets it per tensor (tensors not named are checked in full).
+    seed : re-seed numpy, ``random`` and torch before every evaluation (dropout); f(θ) is
+        evaluated twice first, and a forward that still differs gets no gradient verdict.
     reset : a callable run before every evaluation, for any other random state.
     loss_scale : multiply the loss (and the gradients) by this constant, the seed's remedy for
         gradients too small to resolve.

@@ -175,7 +175,7 @@ class Monitor:
         if self.on_fail == "raise":
             raise GradientCheckFailed(msg, report)
         if self.on_fail == "warn":
-            warnings.warn(msg, GradientAlert, stacklevel=3)
+            warnings.warn(msg, GradientAlert, stacklevel=4)  # the training loop's line
 
     @property
     def failures(self) -> list[Record]:
