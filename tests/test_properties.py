@@ -128,3 +128,40 @@ def test_sampled_checks_cover_every_tensor(params, k, seed) -> None:
     for t, lf in zip(report.tensors, trees.flatten(params)):
         assert 1 <= t.checked <= lf.size
         assert 0 in t.flat_index and lf.size - 1 in t.flat_index
+
+
+@SETTINGS
+@given(params=trees_of(leaf()), which=st.integers(0, 10**6), call=st.integers(1, 12),
+       raise_instead=st.booleans())
+def test_a_misbehaving_forward_loses_nothing(params, which, call, raise_instead) -> None:
+    """A forward that writes into a parameter, or raises, on its n-th call: a clear error, and
+    every array is the same object with the same bytes afterwards."""
+    import pytest
+
+    forward, gradient = model(params)
+    leaves = trees.flatten(params)
+    k = which % len(leaves)
+    calls = {"n": 0}
+
+    def bad_forward(p):
+        calls["n"] += 1
+        if calls["n"] == call:
+            if raise_instead:
+                raise RuntimeError("boom")
+            target = trees.flatten(p)[k].array
+            target.reshape(-1)[0] = target.reshape(-1)[0] + 1
+        return forward(p)
+
+    before = snapshot(params)
+    total = gc.check(forward, gradient, params).evaluations   # calls of a clean check
+    promotes = any(lf.array.dtype != np.float64 for lf in leaves)
+    if call > total or (raise_instead and promotes and call == 1):
+        # never misbehaves within the check, or raises only in the float64 probe (which
+        # means "this forward does not take float64": the check then runs in low precision)
+        gc.check(bad_forward, gradient, params)
+    else:
+        with pytest.raises(gc.GradcheckError) as info:
+            gc.check(bad_forward, gradient, params)
+        text = str(info.value)
+        assert ("boom" in text) if raise_instead else ("modified" in text)
+    assert snapshot(params) == before

@@ -231,6 +231,15 @@ def changed_leaves(leaves: list[trees.Leaf], snapshot: list[np.ndarray]) -> list
             if leaf.array.shape != snap.shape or leaf.array.tobytes() != snap.tobytes()]
 
 
+def workspace_changed(work: Workspace, leaves: list[trees.Leaf]) -> list[str]:
+    """Names of promoted copies that no longer equal their parameter (the forward wrote into
+    them); always empty when the workspace is the user's own arrays."""
+    if not work.promoted:
+        return []
+    return [leaf.name for leaf, a in zip(leaves, work.arrays)
+            if a.tobytes() != leaf.array.astype(a.dtype).tobytes()]
+
+
 def restore(leaves: list[trees.Leaf], snapshot: list[np.ndarray]) -> None:
     for leaf, snap in zip(leaves, snapshot):
         if leaf.array.tobytes() != snap.tobytes():
@@ -337,7 +346,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         f0_again = evaluator.base()
         trees.check_structure(work.tree, [trees.Leaf(leaf.name, leaf.path, a) for leaf, a in
                                           zip(leaves, work.arrays)], "forward")
-        moved = changed_leaves(leaves, snapshot)
+        moved = changed_leaves(leaves, snapshot) or workspace_changed(work, leaves)
         if moved:
             raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place; "
                              "it must not change params (compute into new arrays).")
@@ -381,6 +390,11 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         evaluations = probes + evaluator.count
         if numeric_eval is not evaluator:
             evaluations += numeric_eval.count
+        moved = workspace_changed(work, leaves)
+        if moved:
+            raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place "
+                             "during the check; it must not change params (compute into new "
+                             "arrays). Your arrays were not touched.")
         status = _overall(tensors)
         warnings.extend(entry_warnings(tensors))
         notes.extend(kink_notes(tensors))

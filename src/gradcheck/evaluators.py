@@ -165,9 +165,19 @@ class SerialEvaluator:
                     value = values[i, k]
                     arr[index] = value
                     out[i, k] = call((leaf, index, value))
+                    if not arr[index] == value:   # the restore below would hide the write
+                        self._moved_in_place(leaf, index, value, arr[index])
             finally:
                 arr[index] = saved
         return out
+
+    def _moved_in_place(self, leaf: int, index: tuple[int, ...], value: Any, now: Any) -> None:
+        from gradcheck.tree import element_name
+
+        name = element_name(self.names[leaf], index)
+        raise InputError(f"forward modified the parameter {name} in place (moved to "
+                         f"{value.item()!r}, it came back as {np.asarray(now).item()!r}); it must "
+                         "not change params (compute into new arrays) — it has been restored.")
 
     def directions(self, moves: Sequence[Move]) -> np.ndarray:
         """Loss after each move ``(leaf, flat_index, values)``, one evaluation per move.
