@@ -178,6 +178,9 @@ def build_parser() -> Parser:
     layer.add_argument("--list", action="store_true", help="list the layers and their bugs")
     add_check_options(layer)
     layer.set_defaults(func=cmd_demo_layer)
+    from gradcheck.cli_accuracy import add_commands
+
+    add_commands(sub)  # gradcheck sweep TARGET, gradcheck check module:factory
     return parser
 
 
