@@ -21,7 +21,7 @@ from gradcheck.progress import make_progress
 from gradcheck.randomness import make_reset, nondeterminism_message
 from gradcheck.report import Report, TensorReport
 from gradcheck.sampling import select
-from gradcheck.schemes import get_scheme
+from gradcheck.schemes import AUTO_REAL, get_scheme
 from gradcheck.secondlook import Context as LookContext
 from gradcheck.secondlook import second_look
 from gradcheck.steps import nominal_steps
@@ -70,7 +70,10 @@ class Options:
     diagnose: bool = True
 
     def __post_init__(self) -> None:
-        self.scheme = get_scheme(self.method)
+        if self.method == "auto" and self.h is not None:
+            raise InputError(f"h={self.h!r} with method='auto': auto chooses the scheme and its "
+                             "step; leave h unset or pick a method such as 'central'.")
+        self.scheme = get_scheme(AUTO_REAL if self.method == "auto" else self.method)
         if self.h is None:
             self.h = self.scheme.default_h
         if not (isinstance(self.h, (int, float)) and np.isfinite(self.h) and self.h > 0):
@@ -366,6 +369,8 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         if analytic.loss is not None and opts.loss_scale == 1.0:
             _compare_losses(analytic.loss, f0, analytic.grads, warnings)
         noise = max(noise_level(f0, evaluator.loss_dtype), 4.0 * abs(f0 - f0_again))
+        if opts.method in ("complex", "auto") and opts.mode == "elementwise":
+            probes += _complex_safety(forward, params, analytic, opts, noise, reset, notes)
         numeric_eval = evaluator
         if opts.scheme.is_complex:
             cwork = promoted_workspace(params, leaves, np.complex128)
@@ -409,6 +414,26 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             raise InputError(f"the forward modified the parameter(s) {', '.join(moved)} in "
                              "place during the check; it must not change params. They have "
                              "been restored.")
+
+
+def _complex_safety(forward, params, analytic: Analytic, opts: Options, noise: float, reset,
+                    notes: list[str]) -> int:
+    """Probe the complex step (see gradcheck.complex_safety) before trusting it: refuse
+    ``method='complex'`` on unsafe code; let ``method='auto'`` pick complex or the best real
+    scheme. Returns the evaluations spent."""
+    from gradcheck import complex_safety
+
+    safety = complex_safety.probe(_scaled(forward, opts.loss_scale), params, analytic.grads,
+                                  noise, reset)
+    if opts.method == "complex":
+        if not safety.safe:
+            raise InputError(complex_safety.refusal(safety))
+        return safety.evaluations
+    if safety.safe:
+        opts.scheme = get_scheme("complex")
+        opts.h = opts.scheme.default_h
+    notes.append(complex_safety.auto_note(safety, AUTO_REAL))
+    return safety.evaluations
 
 
 def _already_raising() -> bool:
