@@ -11,7 +11,7 @@ import pytest
 import gradcheck as gc
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.examples import rnn
-from gradcheck.parallel import ExecutorEvaluator, chunks
+from gradcheck.parallel import ExecutorEvaluator, chunks, start_method
 
 try:  # workers started by Dask import modules afresh: send this test module's functions by value
     import cloudpickle
@@ -84,7 +84,7 @@ def test_user_executor_gets_the_problem_about_once_per_worker() -> None:
         assert ev.shipped <= 2
         report = gc.check(pr.forward, pr.forward_backward, pr.params, executor=pool)
     same_report(serial, report)
-    with ProcessPoolExecutor(2) as pool:
+    with ProcessPoolExecutor(2, mp_context=start_method()) as pool:
         ev = ExecutorEvaluator(pool, pr.forward, pr.params, list(pr.params.values()),
                                list(pr.params), workers=2)
         for _ in range(3):

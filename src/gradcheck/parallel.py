@@ -141,6 +141,23 @@ def executor_workers(executor: Executor) -> int:
     return os.cpu_count() or 1
 
 
+def start_method() -> Any:
+    """``fork`` (fast: the workers inherit the imported modules) when it is safe, else
+    ``forkserver``: forking a process that runs other threads — JAX's and torch's thread
+    pools, a Dask client — can deadlock the child (Python warns about it since 3.12).
+    Platforms without fork use their default (spawn)."""
+    import multiprocessing as mp
+    import sys
+
+    methods = mp.get_all_start_methods()
+    threaded = threading.active_count() > 1 or any(m in sys.modules for m in ("jax", "torch"))
+    if "fork" in methods and not threaded:
+        return mp.get_context("fork")
+    if "forkserver" in methods:
+        return mp.get_context("forkserver")
+    return mp.get_context()
+
+
 def chunks(n: int, workers: int, per_worker: int = TASKS_PER_WORKER) -> list[slice]:
     """Split ``range(n)`` into about ``workers · per_worker`` contiguous, even slices."""
     if n == 0:
@@ -191,7 +208,8 @@ class ExecutorEvaluator:
                 raise InputError(f"workers={workers!r} must be a positive integer such as 2.")
             from concurrent.futures import ProcessPoolExecutor
 
-            executor = ProcessPoolExecutor(workers, initializer=install,
+            executor = ProcessPoolExecutor(workers, mp_context=start_method(),
+                                           initializer=install,
                                            initargs=(self.token, self.payload))
         self.executor = executor
         self.workers = workers if (self.owned or workers) else executor_workers(executor)
