@@ -24,7 +24,7 @@ from gradcheck.sampling import select
 from gradcheck.schemes import AUTO_REAL, get_scheme
 from gradcheck.secondlook import Context as LookContext
 from gradcheck.secondlook import second_look
-from gradcheck.steps import nominal_steps
+from gradcheck.steps import auto_estimate, nominal_steps
 from gradcheck.verdict import (
     Criteria,
     entry_warnings,
@@ -70,13 +70,15 @@ class Options:
     diagnose: bool = True
 
     def __post_init__(self) -> None:
-        if self.method == "auto" and self.h is not None:
+        if self.method == "auto" and self.h not in (None, "auto"):
             raise InputError(f"h={self.h!r} with method='auto': auto chooses the scheme and its "
                              "step; leave h unset or pick a method such as 'central'.")
         self.scheme = get_scheme(AUTO_REAL if self.method == "auto" else self.method)
         if self.h is None:
             self.h = self.scheme.default_h
-        if not (isinstance(self.h, (int, float)) and np.isfinite(self.h) and self.h > 0):
+        if self.h == "auto":
+            pass  # a step per entry, see gradcheck.steps.auto_estimate
+        elif not (isinstance(self.h, (int, float)) and np.isfinite(self.h) and self.h > 0):
             raise InputError(f"h={self.h!r} must be a positive number such as 1e-5.")
         if not (isinstance(self.tol, (int, float)) and self.tol > 0):
             raise InputError(f"tol={self.tol!r} must be a positive number such as 1e-5.")
@@ -436,6 +438,11 @@ def _complex_safety(forward, params, analytic: Analytic, opts: Options, noise: f
     return safety.evaluations
 
 
+def _step(opts: Options) -> float:
+    """The nominal step: ``opts.h``, or the scheme's default when ``h="auto"``."""
+    return opts.scheme.default_h if opts.h == "auto" else float(opts.h)
+
+
 def _already_raising() -> bool:
     import sys
 
@@ -500,7 +507,7 @@ def _check_directional(leaves, evaluator, numeric_eval, work: Workspace, analyti
         return _check_leaf(i, leaves[i], idx, numeric_eval, work.arrays[i], grads[i], f0,
                            noise, opts)
 
-    h = float(opts.h) if not opts.scheme.is_complex else 1e-5
+    h = _step(opts) if not opts.scheme.is_complex else 1e-5
     results = check_directional(evaluator, [leaf.name for leaf in leaves], work.arrays, grads,
                                 noise, h, opts.tol, opts.sample_seed, ANALYTIC_ULPS,
                                 elementwise, progress)
@@ -574,13 +581,17 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
     dtype = work_array.dtype
     x = np.asarray(work_array).reshape(-1)[idx] if work_array.ndim else work_array.reshape(1)
     a = np.asarray(grad).reshape(-1)[idx]
-    steps = nominal_steps(x, opts.h, opts.relative_step)
-    if scheme.is_complex:
-        points = scheme.points(x, steps, np.complex128)
+    if opts.h == "auto" and not scheme.is_complex:
+        est = auto_estimate(scheme, lambda m, pts: evaluator.entries(i, idx[m], pts), x, f0,
+                            noise, dtype)
     else:
-        points = scheme.points(x, steps, dtype)
-    losses = evaluator.entries(i, idx, points)
-    est = scheme.combine(x, points, losses, f0, noise)
+        steps = nominal_steps(x, _step(opts), opts.relative_step)
+        if scheme.is_complex:
+            points = scheme.points(x, steps, np.complex128)
+        else:
+            points = scheme.points(x, steps, dtype)
+        losses = evaluator.entries(i, idx, points)
+        est = scheme.combine(x, points, losses, f0, noise)
     a_dtype = grad.dtype if np.issubdtype(grad.dtype, np.inexact) else np.dtype(np.float64)
     a_real = a.real.astype(np.float64) if np.iscomplexobj(a) else a.astype(np.float64)
     scale = tensor_scale(est.value)
@@ -594,7 +605,7 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
     if opts.second_look and not scheme.is_complex:
         # Kinks (smaller steps) for would-be failures, larger steps for inconclusive entries.
         ctx = LookContext(evaluator, i, idx, x, a_real, est.value, est.step, f0, noise, dtype,
-                          criteria, scale, analytic_bar, float(opts.h),
+                          criteria, scale, analytic_bar, _step(opts),
                           getattr(evaluator, "loss_dtype", None), est.rounding, est.truncation)
         revised = second_look(ctx, j, bar)
         j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
