@@ -22,7 +22,8 @@ try:
 except ImportError:  # run as a script from benchmarks/
     from results import machine, write_section  # type: ignore[no-redef]
 
-SCHEMES = ("forward", "central", "central4", "richardson", "complex", "auto")
+SCHEMES = ("forward", "central", "central4", "richardson", "complex", "auto",
+           "forward h=auto", "central h=auto", "central4 h=auto")
 
 
 class Problem:
@@ -88,7 +89,9 @@ def relerr(n: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.where(z == 0, 0.0, np.abs(n - g) / np.where(z == 0, 1.0, z))
 
 
-def run_gradcheck(pr: Problem, method: str) -> tuple[np.ndarray | None, float, float]:
+def run_gradcheck(pr: Problem, label: str) -> tuple[np.ndarray | None, float, float]:
+    method, _, step = label.partition(" h=")
+    extra = {"h": step} if step else {}
     calls = [0]
 
     def f(d):
@@ -98,7 +101,7 @@ def run_gradcheck(pr: Problem, method: str) -> tuple[np.ndarray | None, float, f
     t = time.perf_counter()
     try:
         r = gc.check(f, lambda d: {"x": pr.exact}, {"x": pr.x.copy()}, method=method,
-                     second_look=False, progress=False, diagnose=False)
+                     second_look=False, progress=False, diagnose=False, **extra)
     except gc.InputError:
         return None, float("nan"), float("nan")
     return r.tensors[0].numeric, calls[0] / pr.x.size, time.perf_counter() - t
@@ -156,7 +159,9 @@ def main() -> None:
         "gradient, over all entries; evals/entry counts every forward call (gradcheck: base "
         "values and the complex-safety probe included). Default steps: forward/central 1e-5, "
         "central4 3e-3, richardson 2e-2, complex 1e-20; `auto` = complex step when the probe "
-        "finds it safe, else central4. numdifftools 0.11 `Gradient` and scipy "
+        "finds it safe, else central4; `h=auto` = a step per entry from the truncation "
+        "measured at a pilot step and its double (gradcheck.steps.auto_estimate). "
+        "numdifftools 0.11 `Gradient` and scipy "
         "`approx_fprime` with their defaults. RNN 'exact' = the analytic BPTT gradient of the "
         "correct model; complex step and Richardson agree with each other to a median "
         f"{cross:.1e}.",

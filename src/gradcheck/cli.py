@@ -29,8 +29,11 @@ class Parser(argparse.ArgumentParser):
 def add_check_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a check."""
     p.add_argument("--method", default="central",
-                   help="central (default), forward, backward or complex")
-    p.add_argument("--h", type=float, default=None, help="step (default 1e-5; complex 1e-20)")
+                   help="central (default), forward, backward, central4, richardson, complex "
+                   "or auto (complex step where safe, else central4)")
+    p.add_argument("--h", type=_step, default=None,
+                   help="step, or 'auto' for a step per entry (default 1e-5; central4 3e-3, "
+                   "richardson 2e-2, complex 1e-20)")
     p.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
     p.add_argument("--sample", type=_sample, default=None,
                    help="entries per tensor (int) or a fraction (float in (0, 1])")
@@ -43,6 +46,10 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="also draw error heatmaps and a histogram to FILE.png (needs matplotlib)")
+
+
+def _step(text: str) -> float | str:
+    return "auto" if text == "auto" else float(text)
 
 
 def _sample(text: str) -> int | float:
