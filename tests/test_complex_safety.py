@@ -82,3 +82,21 @@ def test_auto_still_finds_a_bug() -> None:
 def test_auto_refuses_an_explicit_step() -> None:
     with pytest.raises(InputError, match="auto chooses"):
         gc.check(_smooth, _smooth_grad, {"x": X.copy()}, method="auto", h=1e-5)
+
+
+def test_auto_rescues_inconclusive_entries_when_complex_is_slow(monkeypatch) -> None:
+    from gradcheck import complex_safety
+
+    monkeypatch.setattr(complex_safety, "RESCUE_RATIO", 0.0)  # pretend complex is slow
+
+    def f(p):  # a gradient of 1e-9 under a loss of 1e8: finite differences drown in rounding
+        return 1e8 + 1e-9 * np.sum(np.sin(p["x"]))
+
+    r = gc.check(f, lambda p: {"x": 1e-9 * np.cos(p["x"])}, {"x": X.copy()}, method="auto",
+                 progress=False)
+    assert any("only for entries" in n for n in r.notes)
+    assert r.status == "pass", str(r)
+    assert np.allclose(r.tensors[0].numeric, 1e-9 * np.cos(X), rtol=1e-12)
+    wrong = gc.check(f, lambda p: {"x": 1.1e-9 * np.cos(p["x"])}, {"x": X.copy()},
+                     method="auto", progress=False)
+    assert wrong.status == "fail"

@@ -380,6 +380,12 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                                            complex_mode=True)
             opened.append(numeric_eval)
             numeric_eval.progress = progress
+        if getattr(opts, "complex_rescue", False):  # method='auto', complex step slower
+            rwork = promoted_workspace(params, leaves, np.complex128)
+            opts.rescue_eval = SerialEvaluator(_scaled(forward, opts.loss_scale), rwork.tree,
+                                               rwork.arrays, [lf.name for lf in leaves],
+                                               reset, complex_mode=True)
+            opened.append(opts.rescue_eval)
         if opts.mode == "directional":
             tensors = _check_directional(leaves, evaluator, numeric_eval, work, analytic, f0,
                                          noise, opts, progress)
@@ -397,6 +403,8 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         evaluations = probes + evaluator.count
         if numeric_eval is not evaluator:
             evaluations += numeric_eval.count
+        if getattr(opts, "rescue_eval", None) is not None:
+            evaluations += opts.rescue_eval.count
         moved = workspace_changed(work, leaves)
         if moved:
             raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place "
@@ -431,9 +439,15 @@ def _complex_safety(forward, params, analytic: Analytic, opts: Options, noise: f
         if not safety.safe:
             raise InputError(complex_safety.refusal(safety))
         return safety.evaluations
-    if safety.safe:
+    if safety.safe and not safety.cost_ratio > complex_safety.RESCUE_RATIO:
         opts.scheme = get_scheme("complex")
         opts.h = opts.scheme.default_h
+    elif safety.safe:  # complex step slower than the real scheme: only where it is needed
+        opts.complex_rescue = True
+        notes.append(f"method='auto' used {AUTO_REAL} and the complex step only for entries "
+                     f"{AUTO_REAL} left inconclusive: a complex forward costs "
+                     f"{safety.cost_ratio:.1f}× a real one.")
+        return safety.evaluations
     notes.append(complex_safety.auto_note(safety, AUTO_REAL))
     return safety.evaluations
 
@@ -609,6 +623,11 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
                           getattr(evaluator, "loss_dtype", None), est.rounding, est.truncation)
         revised = second_look(ctx, j, bar)
         j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
+    if getattr(opts, "rescue_eval", None) is not None:
+        from gradcheck.complex_safety import rescue_inconclusive
+
+        j, numeric, bar = rescue_inconclusive(opts.rescue_eval, i, idx, x, a_real, j, numeric,
+                                              bar, criteria, scale, analytic_bar)
     return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, numeric,
                         j.error, j.abs_error, bar, j.status, j.reason)
 
