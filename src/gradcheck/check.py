@@ -291,8 +291,13 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     params : a numpy array or a dict / list / tuple of them (nested). Perturbed in place and
         restored exactly; bit-identical afterwards, also when the forward raises.
     method : ``"central"`` (default, error O(h²)), ``"forward"``, ``"backward"`` (O(h)) or
-        ``"complex"`` (``Im f(θ+ih)/h``, machine precision; needs a complex-analytic forward).
-    h : step (default 1e-5; 1e-20 for the complex step). relative_step : use ``h·|θ_i|``.
+        ``"complex"`` (``Im f(θ+ih)/h``, machine precision; needs a complex-analytic forward,
+        probed first and refused with a reason when it is not), ``"central4"`` (five-point,
+        O(h⁴)), ``"richardson"`` (Richardson-extrapolated central differences, O(h⁶), with an
+        error estimate) or ``"auto"`` (complex step where safe, else central4; see
+        :mod:`gradcheck.complex_safety`).
+    h : step (default 1e-5; central4 3e-3, richardson 2e-2, complex 1e-20), or ``"auto"`` for
+        a step per entry (:func:`gradcheck.steps.auto_estimate`). relative_step : ``h·|θ_i|``.
     tol : tolerance on the error measure (default 1e-5).
     measure : ``"relative"`` (default) or ``"absolute"``.
     denominator : ``Z`` of the relative error: ``"max"`` (max(|a|,|n|), default),
