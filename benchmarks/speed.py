@@ -223,10 +223,36 @@ def identical(a: gc.Report, b: gc.Report) -> bool:
         for s, p in zip(a.tensors, b.tensors))
 
 
-def parallel_rows(quick: bool) -> tuple[list[Row], dict]:
+def parallel_main(sample: int = 150) -> None:
+    """The parallel rows on a longer run, written to their own section ``speed-parallel``."""
+    load = os.getloadavg()[0]
+    rows, facts = parallel_rows(False, sample=sample)
+    lines = ["## Speed: workers and Dask on a 10 ms forward (benchmarks/speed.py --parallel)", "",
+             f"Machine: {machine()}; load average {load:.2f} at start, "
+             f"{os.getloadavg()[0]:.2f} at the end. Fresh process without torch, so "
+             "`workers=2` starts its pool by fork; the Dask LocalCluster (2 worker processes, "
+             "1 thread each, loopback) is started and its imports warmed before timing.", "",
+             "| check | model | parameters | evaluations | wall (s) | one forward (ms) | "
+             "overhead | status | note |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    lines += [fmt_row(r) for r in rows]
+    lines += ["", "| goal | measured | met |", "|---|---|---|"]
+    if "workers" in facts:
+        sp, same = facts["workers"]
+        lines.append(f"| ≥ 1.7× with 2 workers, identical results | {sp:.2f}×, identical: "
+                     f"{same} | {'yes' if sp >= 1.7 and same else 'NO'} |")
+    if "dask" in facts:
+        sp, same = facts["dask"]
+        lines.append(f"| identical results on Dask | {sp:.2f}× vs serial, identical: {same} | "
+                     f"{'yes' if same else 'NO'} |")
+    text = "\n".join(lines)
+    print(text)
+    write_section("speed-parallel", text)
+
+
+def parallel_rows(quick: bool, sample: int | None = None) -> tuple[list[Row], dict]:
     """Serial, workers=2 and a Dask LocalCluster (2 processes) on a forward of ≥ 10 ms."""
     problem = rnn.make_problem(hidden=16, seq_len=50, batch=128)
-    sample = 20 if quick else 50
+    sample = sample or (20 if quick else 50)
     repeat = 1 if quick else 2
     rows, facts = [], {}
     serial_row, serial = gradcheck_row("gradcheck elementwise, serial (heavy forward)", problem,
@@ -337,7 +363,12 @@ def fmt_row(r: Row) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no slow torch rows")
+    parser.add_argument("--parallel", action="store_true",
+                        help="only the serial / workers=2 / Dask rows, in a process without "
+                        "torch (so workers start by fork), in their own section")
     args = parser.parse_args(argv)
+    if args.parallel:
+        return parallel_main()
     sizes = (25,) if args.quick else (25, 130)
     rows: list[Row] = []
     goals: dict[str, tuple[str, bool]] = {}
