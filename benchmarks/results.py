@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-HEADER = "# Benchmark results\n\nEach section is written by the script it names; re-run it to refresh.\n"
+HEADER = ("# Benchmark results\n\n"
+          "Each section is written by the script it names; re-run it to refresh.\n")
 
 
 def machine() -> str:
