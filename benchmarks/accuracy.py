@@ -160,7 +160,7 @@ def main() -> None:
         "values and the complex-safety probe included). Default steps: forward/central 1e-5, "
         "central4 3e-3, richardson 2e-2, complex 1e-20; `auto` = complex step when the probe "
         "finds it safe, else central4; `h=auto` = a step per entry from the truncation "
-        "measured at a pilot step and its double (gradcheck.steps.auto_estimate). "
+        "measured at a pilot step and its double (gradcheck.estimate.steps.auto_estimate). "
         "numdifftools 0.11 `Gradient` and scipy "
         "`approx_fprime` with their defaults. RNN 'exact' = the analytic BPTT gradient of the "
         "correct model; complex step and Richardson agree with each other to a median "

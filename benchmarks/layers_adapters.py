@@ -18,8 +18,7 @@ import warnings
 
 import numpy as np
 
-from gradcheck.examples.layers import LAYERS
-from gradcheck.layers import check_reference_layer
+from gradcheck.examples.layers import LAYERS, check_reference_layer
 
 try:
     from benchmarks.results import machine, write_section

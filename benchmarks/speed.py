@@ -281,8 +281,8 @@ def parallel_rows(quick: bool, sample: int | None = None) -> tuple[list[Row], di
 
 
 def _warm_imports() -> None:
+    import gradcheck.evaluate.parallel  # noqa: F401
     import gradcheck.examples.rnn  # noqa: F401
-    import gradcheck.parallel  # noqa: F401
 
 
 # -- sensitivity --------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gradcheck as gc  # noqa: E402
-from gradcheck import tree as trees  # noqa: E402
+from gradcheck.params import tree as trees  # noqa: E402
 
 PLAIN_H = 1e-5
 PLAIN_TOL = 1e-5

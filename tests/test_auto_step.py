@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.schemes import get_scheme
-from gradcheck.steps import auto_estimate
+from gradcheck.estimate.schemes import get_scheme
+from gradcheck.estimate.steps import auto_estimate
 
 
 def _f(v):

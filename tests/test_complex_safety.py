@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.complex_safety import probe
 from gradcheck.errors import InputError
+from gradcheck.estimate.complex_safety import probe
 
 X = np.array([0.7, -0.4, 1.3])
 
@@ -85,7 +85,7 @@ def test_auto_refuses_an_explicit_step() -> None:
 
 
 def test_auto_rescues_inconclusive_entries_when_complex_is_slow(monkeypatch) -> None:
-    from gradcheck import complex_safety
+    from gradcheck.estimate import complex_safety
 
     monkeypatch.setattr(complex_safety, "RESCUE_RATIO", 0.0)  # pretend complex is slow
 

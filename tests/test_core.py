@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck import metrics
 from gradcheck.errors import ForwardError, InputError
+from gradcheck.judge import metrics
 
 
 def quartic(p):

@@ -1,4 +1,4 @@
-"""Tests of :mod:`gradcheck.diagnose`: every bug pattern is recognised, noise is not."""
+"""Tests of :mod:`gradcheck.diagnose.patterns`: every bug pattern is recognised, noise is not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gradcheck.diagnose import KINDS, Diagnosis, diagnose, diagnose_tensor
+from gradcheck.diagnose.patterns import KINDS, Diagnosis, diagnose, diagnose_tensor
 
 NAME = "encoder.W"
 SHAPES = [(12,), (4, 5), (6, 6), (3, 4, 5)]

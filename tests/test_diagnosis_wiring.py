@@ -11,8 +11,7 @@ import pytest
 import gradcheck as gc
 from gradcheck.cli import main
 from gradcheck.examples import rnn
-from gradcheck.examples.layers import LAYERS
-from gradcheck.layers import check_reference_layer
+from gradcheck.examples.layers import LAYERS, check_reference_layer
 
 B, T = 4, 10
 RNN_CONTEXT = {"batch_size": B, "seq_len": T}

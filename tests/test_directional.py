@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.directional import random_direction
 from gradcheck.errors import InputError
 from gradcheck.examples import rnn
+from gradcheck.modes.directional import random_direction
 
 
 def forward(p):

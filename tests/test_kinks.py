@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck import kinks
-from gradcheck.evaluators import SerialEvaluator
-from gradcheck.verdict import FAIL, KINK, PASS, Criteria
+from gradcheck.evaluate.local import SerialEvaluator
+from gradcheck.judge import kinks
+from gradcheck.judge.verdict import FAIL, KINK, PASS, Criteria
 
 W = np.array([[0.5, -0.25], [0.75, 0.125]])
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.examples.layers import LAYERS
-from gradcheck.layers import LayerError, check_layer, check_reference_layer
+from gradcheck.examples.layers import LAYERS, check_reference_layer
+from gradcheck.layer_check import LayerError, check_layer
 
 BUG_CASES = [(name, bug) for name in sorted(LAYERS) for bug in sorted(LAYERS[name].bugs)]
 

@@ -10,8 +10,8 @@ import pytest
 
 import gradcheck as gc
 from gradcheck.errors import ForwardError, InputError
+from gradcheck.evaluate.parallel import ExecutorEvaluator, chunks, start_method
 from gradcheck.examples import rnn
-from gradcheck.parallel import ExecutorEvaluator, chunks, start_method
 
 try:  # workers started by Dask import modules afresh: send this test module's functions by value
     import cloudpickle

@@ -7,7 +7,7 @@ import pytest
 
 import gradcheck as gc
 from gradcheck.cli import main
-from gradcheck.plot import FLOOR_LOG10, as_grid, log_errors
+from gradcheck.report.plot import FLOOR_LOG10, as_grid, log_errors
 
 pytest.importorskip("matplotlib")
 

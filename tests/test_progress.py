@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.progress import Progress, make_progress, plain_line, wanted
+from gradcheck.evaluate.progress import Progress, make_progress, plain_line, wanted
 
 
 class Terminal(io.StringIO):
@@ -29,7 +29,7 @@ def test_long_check_draws_evaluations_and_eta(backend, monkeypatch) -> None:
     if backend == "rich":
         pytest.importorskip("rich")
     clock = [0.0]
-    monkeypatch.setattr("gradcheck.progress.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("gradcheck.evaluate.progress.time.perf_counter", lambda: clock[0])
     stream = Terminal()
     bar = Progress(1000, stream, backend=backend)
     for _ in range(10):
@@ -43,7 +43,7 @@ def test_long_check_draws_evaluations_and_eta(backend, monkeypatch) -> None:
 
 def test_short_check_draws_nothing(monkeypatch) -> None:
     clock = [0.0]
-    monkeypatch.setattr("gradcheck.progress.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("gradcheck.evaluate.progress.time.perf_counter", lambda: clock[0])
     stream = Terminal()
     bar = Progress(1000, stream, backend="plain")
     for _ in range(100):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradcheck as gc
-from gradcheck import tree as trees
+from gradcheck.params import tree as trees
 
 DTYPES = (np.float64, np.float32, np.float16)
 

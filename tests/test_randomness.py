@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.randomness import make_reset, reseed_globals
+from gradcheck.evaluate.randomness import make_reset, reseed_globals
 
 
 def dropout_model(p_drop: float = 0.5):

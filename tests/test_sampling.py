@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradcheck as gc
-from gradcheck.sampling import corner_indices, select
+from gradcheck.params.sampling import corner_indices, select
 
 
 def test_corners_are_first_and_last_along_every_axis() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.schemes import SCHEMES, stencil_weights
+from gradcheck.estimate.schemes import SCHEMES, stencil_weights
 
 
 def _f(p):

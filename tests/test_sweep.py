@@ -7,7 +7,7 @@ import pytest
 
 from gradcheck.cli import main
 from gradcheck.errors import InputError
-from gradcheck.sweep import sweep
+from gradcheck.sweep.run import sweep
 
 
 def _problem():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.verdict import (
+from gradcheck.judge.verdict import (
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -288,7 +288,7 @@ def test_cli_exit_codes() -> None:
 
 
 def test_what_would_decide_names_the_remedy() -> None:
-    from gradcheck.secondlook import what_would_decide
+    from gradcheck.judge.secondlook import what_would_decide
 
     low = what_would_decide(1e-3, 1e-9, 1e-5, np.dtype(np.float32))
     assert "float64" in low

@@ -6,11 +6,11 @@
 """
 
 from gradcheck.check import check
+from gradcheck.classic import grad_check, numerical_gradient
 from gradcheck.errors import ForwardError, GradcheckError, InputError
-from gradcheck.layers import check_layer
+from gradcheck.layer_check import check_layer
 from gradcheck.monitor import GradientAlert, GradientCheckFailed, Monitor
-from gradcheck.report import EntryResult, Report, TensorReport
-from gradcheck.seedapi import grad_check, numerical_gradient
+from gradcheck.report.results import EntryResult, Report, TensorReport
 from gradcheck.testing import assert_gradients, assert_layer_gradients
 
 __version__ = "0.1.0"

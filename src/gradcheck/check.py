@@ -14,18 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
 from gradcheck.errors import ForwardError, InputError
-from gradcheck.evaluators import SerialEvaluator, loss_dtype, loss_value
-from gradcheck.progress import make_progress
-from gradcheck.randomness import make_reset, nondeterminism_message
-from gradcheck.report import Report, TensorReport
-from gradcheck.sampling import select
-from gradcheck.schemes import AUTO_REAL, get_scheme
-from gradcheck.secondlook import Context as LookContext
-from gradcheck.secondlook import second_look
-from gradcheck.steps import auto_estimate, nominal_steps
-from gradcheck.verdict import (
+from gradcheck.estimate.schemes import AUTO_REAL, get_scheme
+from gradcheck.estimate.steps import auto_estimate, nominal_steps
+from gradcheck.evaluate.local import SerialEvaluator, loss_dtype, loss_value
+from gradcheck.evaluate.progress import make_progress
+from gradcheck.evaluate.randomness import make_reset, nondeterminism_message
+from gradcheck.judge.secondlook import Context as LookContext
+from gradcheck.judge.secondlook import second_look
+from gradcheck.judge.verdict import (
     Criteria,
     entry_warnings,
     judge,
@@ -34,6 +31,9 @@ from gradcheck.verdict import (
     nondeterminism_is_rounding,
     tensor_scale,
 )
+from gradcheck.params import tree as trees
+from gradcheck.params.sampling import select
+from gradcheck.report.results import Report, TensorReport
 
 #: Rounding noise of one loss evaluation, in units of ε·|f|. A forward that sums many terms
 #: accumulates several ulps; 16 keeps a correct model from being called wrong by rounding.
@@ -77,7 +77,7 @@ class Options:
         if self.h is None:
             self.h = self.scheme.default_h
         if self.h == "auto":
-            pass  # a step per entry, see gradcheck.steps.auto_estimate
+            pass  # a step per entry, see gradcheck.estimate.steps.auto_estimate
         elif not (isinstance(self.h, (int, float)) and np.isfinite(self.h) and self.h > 0):
             raise InputError(f"h={self.h!r} must be a positive number such as 1e-5.")
         if not (isinstance(self.tol, (int, float)) and self.tol > 0):
@@ -295,9 +295,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         probed first and refused with a reason when it is not), ``"central4"`` (five-point,
         O(h⁴)), ``"richardson"`` (Richardson-extrapolated central differences, O(h⁶), with an
         error estimate) or ``"auto"`` (complex step where safe, else central4; see
-        :mod:`gradcheck.complex_safety`).
+        :mod:`gradcheck.estimate.complex_safety`).
     h : step (default 1e-5; central4 3e-3, richardson 2e-2, complex 1e-20), or ``"auto"`` for
-        a step per entry (:func:`gradcheck.steps.auto_estimate`). relative_step : ``h·|θ_i|``.
+        a step per entry (:func:`gradcheck.estimate.steps.auto_estimate`).
+        relative_step : ``h·|θ_i|``.
     tol : tolerance on the error measure (default 1e-5).
     measure : ``"relative"`` (default) or ``"absolute"``.
     denominator : ``Z`` of the relative error: ``"max"`` (max(|a|,|n|), default),
@@ -313,13 +314,13 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     loss_scale : multiply the loss (and the gradients) by this constant, the seed's remedy for
         gradients too small to resolve.
     second_look : re-examine entries the first estimate cannot settle (default True): would-be
-        failures at smaller steps with a kink test (:mod:`gradcheck.kinks`), inconclusive
-        entries at larger steps (:mod:`gradcheck.secondlook`).
+        failures at smaller steps with a kink test (:mod:`gradcheck.judge.kinks`), inconclusive
+        entries at larger steps (:mod:`gradcheck.judge.secondlook`).
     context : facts that help explain a failure, e.g. ``{"batch_size": 32, "seq_len": 10,
         "time_axis": 0, "repeated_rows": {"W_embed": mask}}``: a gradient B times too large
         is then named as a missing division by the batch size.
     diagnose : explain each failing tensor in one sentence (default True; see
-        :mod:`gradcheck.diagnose`).
+        :mod:`gradcheck.diagnose.patterns`).
 
     Returns
     -------
@@ -433,10 +434,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
 
 def _complex_safety(forward, params, analytic: Analytic, opts: Options, noise: float, reset,
                     notes: list[str]) -> int:
-    """Probe the complex step (see gradcheck.complex_safety) before trusting it: refuse
+    """Probe the complex step (see gradcheck.estimate.complex_safety) before trusting it: refuse
     ``method='complex'`` on unsafe code; let ``method='auto'`` pick complex or the best real
     scheme. Returns the evaluations spent."""
-    from gradcheck import complex_safety
+    from gradcheck.estimate import complex_safety
 
     safety = complex_safety.probe(_scaled(forward, opts.loss_scale), params, analytic.grads,
                                   noise, reset)
@@ -470,7 +471,7 @@ def _already_raising() -> bool:
 
 def _make_evaluator(forward, work: Workspace, leaves, opts: Options, reset, complex_mode: bool
                     ) -> Any:
-    """Serial, batched or executor evaluator, as the options ask (see gradcheck.evaluators).
+    """Serial, batched or executor evaluator, as the options ask (see gradcheck.evaluate.local).
 
     With the complex step, the real-valued evaluator only computes the base loss, so it stays
     serial; the complex one does the work.
@@ -483,13 +484,13 @@ def _make_evaluator(forward, work: Workspace, leaves, opts: Options, reset, comp
     if opts.scheme.is_complex and not complex_mode and opts.mode == "elementwise":
         return SerialEvaluator(fwd, work.tree, work.arrays, names, reset)
     if opts.executor is not None or opts.workers is not None:
-        from gradcheck.parallel import ExecutorEvaluator
+        from gradcheck.evaluate.parallel import ExecutorEvaluator
 
         return ExecutorEvaluator(opts.executor, fwd, work.tree, work.arrays, names, opts.seed,
                                  opts.reset, complex_mode, opts.workers, batched,
                                  opts.batch_size)
     if batched is not None:
-        from gradcheck.evaluators import BatchedEvaluator
+        from gradcheck.evaluate.local import BatchedEvaluator
 
         return BatchedEvaluator(batched, work.tree, work.arrays, names, reset, complex_mode,
                                 opts.batch_size)
@@ -515,8 +516,8 @@ def _check_directional(leaves, evaluator, numeric_eval, work: Workspace, analyti
                        f0: float, noise: float, opts: Options, progress: Any
                        ) -> list[TensorReport]:
     """``mode="directional"``: one random direction per tensor, localisation of failures,
-    located entries checked elementwise (see gradcheck.directional)."""
-    from gradcheck.directional import check_directional
+    located entries checked elementwise (see gradcheck.modes.directional)."""
+    from gradcheck.modes.directional import check_directional
 
     grads = [g * opts.loss_scale for g in analytic.grads]
 
@@ -629,7 +630,7 @@ def _check_leaf(i: int, leaf: trees.Leaf, idx: np.ndarray, evaluator: SerialEval
         revised = second_look(ctx, j, bar)
         j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
     if getattr(opts, "rescue_eval", None) is not None:
-        from gradcheck.complex_safety import rescue_inconclusive
+        from gradcheck.estimate.complex_safety import rescue_inconclusive
 
         j, numeric, bar = rescue_inconclusive(opts.rescue_eval, i, idx, x, a_real, j, numeric,
                                               bar, criteria, scale, analytic_bar)
@@ -661,9 +662,9 @@ def _report(status, tensors, opts, evaluations, start, warnings, notes, f0) -> R
 
 
 def _entry_arrays(t: TensorReport) -> tuple[dict[str, np.ndarray], bool]:
-    """A tensor's checked entries as arrays for :mod:`gradcheck.diagnose`: in the tensor's
+    """A tensor's checked entries as arrays for :mod:`gradcheck.diagnose.patterns`: in the tensor's
     shape when every entry was checked, else flat (shape-based patterns then do not apply)."""
-    from gradcheck.verdict import FAIL, SKIPPED
+    from gradcheck.judge.verdict import FAIL, SKIPPED
 
     keep = t.status != SKIPPED
     full = bool(keep.all()) and t.flat_index.size == t.size
@@ -681,12 +682,13 @@ def _entry_arrays(t: TensorReport) -> tuple[dict[str, np.ndarray], bool]:
 
 def attach_diagnoses(tensors: list[TensorReport], context: dict[str, Any]) -> None:
     """Set ``diagnosis`` (one sentence) and ``likely_bug`` on each failing tensor whose
-    pattern :func:`gradcheck.diagnose.diagnose` finds with confidence ≥ ``CONFIDENT`` (0.7).
+    pattern :func:`gradcheck.diagnose.patterns.diagnose` finds with confidence
+    ≥ ``CONFIDENT`` (0.7).
 
     Fully checked tensors get the whole context (time axis, repeated rows) and the swap test
     against every other fully checked tensor; sampled tensors only the scalar patterns.
     """
-    from gradcheck.diagnose import CONFIDENT, diagnose
+    from gradcheck.diagnose.patterns import CONFIDENT, diagnose
 
     arrays = {t.name: _entry_arrays(t) for t in tensors}
     pool = {name: (d["a"], d["n"]) for name, (d, full) in arrays.items() if full}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradcheck.errors import GradcheckError, InputError
-from gradcheck.report import Report
+from gradcheck.report.results import Report
 
 ON_FAIL = ("warn", "raise", "log")
 
@@ -88,7 +88,7 @@ class Monitor:
     on_fail : ``"warn"`` (a :class:`GradientAlert` warning, default), ``"raise"``
         (:class:`GradientCheckFailed`) or ``"log"`` (only the ALERT line).
     log : where the one-line logs go (default ``print``; ``None`` for silence).
-    keep_reports : keep each full :class:`~gradcheck.report.Report` in the history.
+    keep_reports : keep each full :class:`~gradcheck.report.results.Report` in the history.
     **options : any other option of :func:`gradcheck.check` (``seed=``, ``tol=``, ...).
     """
 

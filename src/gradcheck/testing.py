@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gradcheck.report import Report
+from gradcheck.report.results import Report
 
 
 def _verify(report: Report, allow_inconclusive: bool) -> Report:
@@ -56,6 +56,6 @@ def assert_layer_gradients(forward: Callable[..., Any], backward: Callable[..., 
                            inputs: Mapping[str, Any] | Sequence[Any], *,
                            allow_inconclusive: bool = False, **options: Any) -> Report:
     """:func:`gradcheck.check_layer` as an assertion (same arguments, same message rules)."""
-    from gradcheck.layers import check_layer
+    from gradcheck.layer_check import check_layer
 
     return _verify(check_layer(forward, backward, inputs, **options), allow_inconclusive)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.layers import DOUT_SEED
+from gradcheck.layer_check import DOUT_SEED
 
 
 def random_cotangent(shapes: list[tuple[int, ...]], seed: int | None) -> list[np.ndarray]:

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
 from gradcheck.adapters._common import as_list, input_names, random_cotangent
 from gradcheck.check import check
 from gradcheck.errors import InputError
-from gradcheck.report import Report
+from gradcheck.params import tree as trees
+from gradcheck.report.results import Report
 
 
 def _jax() -> Any:

@@ -28,7 +28,7 @@ import numpy as np
 from gradcheck.adapters._common import as_list, input_names, random_cotangent
 from gradcheck.check import check
 from gradcheck.errors import InputError
-from gradcheck.report import Report
+from gradcheck.report.results import Report
 
 
 def _torch() -> Any:

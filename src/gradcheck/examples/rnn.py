@@ -65,6 +65,7 @@ from functools import partial
 import numpy as np
 
 from gradcheck.examples import text
+from gradcheck.examples.bugs import Bug
 
 __all__ = [
     "BUGS",
@@ -91,25 +92,6 @@ ForwardBackward = Callable[[np.ndarray, np.ndarray, np.ndarray, Params], tuple[f
 # --------------------------------------------------------------------------------------------
 # Bug catalogue
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bug:
-    """A named mistake in the hand-written backward pass.
-
-    Attributes
-    ----------
-    name : str
-        Key in :data:`BUGS`.
-    description : str
-        One plain sentence saying what the code gets wrong.
-    affects : frozenset of str
-        Parameter names whose gradient becomes wrong; all other gradients stay exact.
-    """
-
-    name: str
-    description: str
-    affects: frozenset[str]
 
 
 def _bug(name: str, description: str, *affects: str) -> tuple[str, Bug]:

@@ -22,10 +22,11 @@ Examples
 
 from __future__ import annotations
 
+from gradcheck.examples.bugs import Bug
 from gradcheck.examples.zoo import conv, kinks, mlp, norms, seq
-from gradcheck.examples.zoo._core import Bug, Builder, ZooModel
+from gradcheck.examples.zoo._core import Builder, ZooModel, bug_of
 
-__all__ = ["MODELS", "ZooModel", "Bug", "SPECS", "build_all", "get", "names", "twin"]
+__all__ = ["MODELS", "ZooModel", "Bug", "bug_of", "SPECS", "build_all", "get", "names", "twin"]
 
 SPECS: tuple[tuple[Builder, tuple[str | None, ...]], ...] = (
     # plain MLPs and losses

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
+
+from gradcheck.examples.bugs import Bug
 
 Params = dict[str, Any]
 """A parameter tree: nested ``dict`` of ``str`` to numpy arrays."""
@@ -53,12 +55,9 @@ class ZooModel:
     description: str = ""
 
 
-class Bug(NamedTuple):
-    """A named bug of a builder: which tensors it breaks, what it is, extra tags."""
-
-    bad: tuple[str, ...]
-    text: str
-    tags: tuple[str, ...] = ()
+def bug_of(affects: tuple[str, ...], description: str, tags: tuple[str, ...] = ()) -> Bug:
+    """A zoo bug: which tensors it breaks, what it is, extra tags (named when registered)."""
+    return Bug("", description, frozenset(affects), frozenset(tags))
 
 
 Builder = Callable[..., ZooModel]
@@ -124,10 +123,10 @@ def make_model(
         forward=forward,
         forward_backward=forward_backward,
         buggy=True,
-        bad_tensors=frozenset(spec.bad),
-        tags=frozenset(tags) | frozenset(spec.tags),
+        bad_tensors=spec.affects,
+        tags=frozenset(tags) | spec.tags,
         needs_seed=needs_seed,
-        description=f"{description} BUG: {spec.text}",
+        description=f"{description} BUG: {spec.description}",
     )
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from gradcheck.examples.zoo._core import Bug, Grads, Params, ZooModel, cast, make_model, softmax_ce
+from gradcheck.examples.zoo._core import (
+    Grads,
+    Params,
+    ZooModel,
+    bug_of,
+    cast,
+    make_model,
+    softmax_ce,
+)
 
 
 def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,11 +57,11 @@ def maxpool_backward(
 
 
 _CONV_BUGS = {
-    "flipped_kernel": Bug(
+    "flipped_kernel": bug_of(
         ("conv.W",),
         "the kernel gradient is returned flipped (convolution mixed up with cross-correlation).",
     ),
-    "last_tap": Bug(
+    "last_tap": bug_of(
         ("conv.W",),
         "the loop over kernel taps stops one short: the very last tap of the last filter gets "
         "gradient 0 (one wrong element).",
@@ -100,7 +108,7 @@ def conv2d_tanh(bug: str | None = None) -> ZooModel:
 
 
 _POOL_BUGS = {
-    "route_transposed": Bug(
+    "route_transposed": bug_of(
         ("conv.W",),
         "max-pool backward reads the winner's (row, col) inside its window as (col, row) (the "
         "bias gradient, a sum over all positions, is unaffected).",
@@ -153,7 +161,7 @@ def conv_maxpool(bug: str | None = None) -> ZooModel:
 
 
 _TIE_BUGS = {
-    "route_first": Bug(
+    "route_first": bug_of(
         ("feat",),
         "max-pool backward always routes to the top-left element of each window.",
     ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcheck.examples.zoo._core import Bug, ZooModel
+from gradcheck.examples.zoo._core import ZooModel, bug_of
 from gradcheck.examples.zoo.mlp import LEAK, MLPSpec, engine_model, init_layers
 
 NEAR_OFFSETS = (3e-8, -7e-8, 9e-8)
@@ -60,7 +60,7 @@ def _kink_mlp(seed: int, act: str) -> tuple[dict, MLPSpec]:
 
 
 _RELU_KINK_BUGS = {
-    "mask_from_output": Bug(
+    "mask_from_output": bug_of(
         ("layer1.W", "layer1.b"),
         "the ReLU mask is computed from the output, (relu(z) >= 0), which is always true.",
     ),
@@ -80,7 +80,7 @@ def relu_kinks(bug: str | None = None) -> ZooModel:
 
 
 _LEAKY_BUGS = {
-    "act_deriv": Bug(
+    "act_deriv": bug_of(
         ("layer1.W", "layer1.b"),
         f"the leaky ReLU derivative uses 0 instead of {LEAK} on the negative side.",
     ),
@@ -99,7 +99,7 @@ def leaky_relu_kinks(bug: str | None = None) -> ZooModel:
 
 
 _L1_BUGS = {
-    "missing_l1": Bug(
+    "missing_l1": bug_of(
         ("linear.W",), "the L1 term lambda * sign(W) is missing from the weight gradient."
     ),
 }
@@ -121,7 +121,7 @@ def l1_exact_zero(bug: str | None = None) -> ZooModel:
 
 
 _HINGE_BUGS = {
-    "no_batch_div": Bug(
+    "no_batch_div": bug_of(
         ("linear.W", "linear.b"), "the hinge delta is not divided by the batch size (12).",
     ),
 }

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.examples.bugs import Bug
 from gradcheck.examples.zoo._core import (
-    Bug,
     Grads,
     Params,
     ZooModel,
+    bug_of,
     cast,
     make_model,
     sigmoid,
@@ -309,11 +310,11 @@ _ALL2 = ("layer1.W", "layer1.b", "layer2.W", "layer2.b")
 _ALL3 = _ALL2 + ("layer3.W", "layer3.b")
 
 _SIGMOID_MSE_BUGS = {
-    "act_deriv": Bug(
+    "act_deriv": bug_of(
         ("layer1.W", "layer1.b"),
         "sigmoid derivative written z * (1 - z) with the pre-activation z instead of s(z).",
     ),
-    "mse_factor": Bug(_ALL2, "the derivative of mean(r^2) is written r / n (factor 2 missing)."),
+    "mse_factor": bug_of(_ALL2, "the derivative of mean(r^2) is written r / n (factor 2 missing)."),
 }
 
 
@@ -329,15 +330,15 @@ def mlp_sigmoid_mse(bug: str | None = None) -> ZooModel:
 
 
 _TANH_SOFTMAX_BUGS = {
-    "sign_W_out": Bug(("layer2.W",), "the output weight gradient has its sign flipped."),
-    "transpose_W_out": Bug(
+    "sign_W_out": bug_of(("layer2.W",), "the output weight gradient has its sign flipped."),
+    "transpose_W_out": bug_of(
         ("layer2.W",), "the (square 4x4) output weight gradient is returned transposed."
     ),
-    "no_batch_div": Bug(_ALL2, "the softmax delta is not divided by the batch size (6)."),
-    "bias_one_example": Bug(
+    "no_batch_div": bug_of(_ALL2, "the softmax delta is not divided by the batch size (6)."),
+    "bias_one_example": bug_of(
         ("layer2.b",), "the output bias gradient is taken from the first example only."
     ),
-    "one_row": Bug(
+    "one_row": bug_of(
         ("layer1.W",),
         "the loop over input features stops one short: the last row of the first weight "
         "gradient stays 0.",
@@ -359,13 +360,13 @@ def mlp_tanh_softmax(bug: str | None = None) -> ZooModel:
 
 
 _RELU2_BUGS = {
-    "mask_from_output": Bug(
+    "mask_from_output": bug_of(
         _ALL2, "the ReLU mask is computed from the output, (relu(z) >= 0), which is always true."
     ),
-    "mask_wrong_layer": Bug(
+    "mask_wrong_layer": bug_of(
         _ALL2, "the second ReLU back-propagates through the first ReLU layer's mask."
     ),
-    "swap_biases": Bug(
+    "swap_biases": bug_of(
         ("layer1.b", "layer2.b"), "the gradients of the two (5,)-shaped hidden biases are swapped."
     ),
 }
@@ -392,7 +393,7 @@ def mlp_relu2_softmax(bug: str | None = None) -> ZooModel:
 
 
 _TANH_L2_BUGS = {
-    "missing_reg": Bug(
+    "missing_reg": bug_of(
         ("layer1.W", "layer2.W"), "the L2 term lambda * W is missing from the weight gradients."
     ),
 }
@@ -413,7 +414,7 @@ def mlp_tanh_l2(bug: str | None = None) -> ZooModel:
 
 
 _TANH_L2TINY_BUGS = {
-    "missing_reg": Bug(
+    "missing_reg": bug_of(
         ("layer1.W",),
         "the tiny L2 term lambda * W is missing from the first weight gradient; lambda is chosen "
         "so that ||lambda W|| = 1e-3 ||data gradient||, a relative error of about 1e-3.",
@@ -454,7 +455,7 @@ def linear_regression_mse(bug: str | None = None) -> ZooModel:
 
 
 _SOFTMAX_REG_BUGS = {
-    "no_onehot": Bug(
+    "no_onehot": bug_of(
         ("linear.W", "linear.b"),
         "the softmax delta is probs / n: the one-hot target is never subtracted.",
     ),
@@ -500,7 +501,7 @@ def saturated_sigmoid(bug: str | None = None) -> ZooModel:
 
 
 _TINY_BUGS = {
-    "factor2_W1": Bug(("layer1.W",), "the first weight gradient is doubled."),
+    "factor2_W1": bug_of(("layer1.W",), "the first weight gradient is doubled."),
 }
 
 
@@ -518,7 +519,7 @@ def tiny_scale(bug: str | None = None) -> ZooModel:
 
 
 _HUGE_BUGS = {
-    "act_deriv": Bug(
+    "act_deriv": bug_of(
         ("layer1.W", "layer1.b"),
         "tanh derivative written 1 - z^2 with the pre-activation z instead of tanh(z).",
     ),
@@ -542,7 +543,7 @@ def huge_params(bug: str | None = None) -> ZooModel:
 
 
 _FLOAT32_BUGS = {
-    "act_deriv": Bug(
+    "act_deriv": bug_of(
         ("layer1.W", "layer1.b"),
         "sigmoid derivative written z * (1 - z) with the pre-activation z instead of s(z).",
     ),
@@ -563,7 +564,7 @@ def float32_mlp(bug: str | None = None) -> ZooModel:
 
 
 _UNUSED_BUGS = {
-    "decay_unused": Bug(
+    "decay_unused": bug_of(
         ("unused.W",),
         "the weight-decay gradient lambda * W is applied to every tensor, including unused.W "
         "which is not in the loss.",
@@ -597,7 +598,7 @@ def unused_param(bug: str | None = None) -> ZooModel:
 
 
 _LARGE_BUGS = {
-    "bias_one_example": Bug(
+    "bias_one_example": bug_of(
         ("linear.b",), "the bias gradient is taken from the first example only."
     ),
 }
@@ -617,11 +618,11 @@ def large_loss(bug: str | None = None) -> ZooModel:
 
 
 _DROPOUT_BUGS = {
-    "fresh_mask": Bug(
+    "fresh_mask": bug_of(
         ("layer1.W", "layer1.b"),
         "the backward pass draws a fresh dropout mask instead of reusing the forward's.",
     ),
-    "no_rescale": Bug(
+    "no_rescale": bug_of(
         ("layer1.W", "layer1.b"),
         "the backward pass applies the 0/1 dropout mask without the 1/keep factor.",
     ),

@@ -6,7 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.examples.zoo._core import Bug, Grads, Params, ZooModel, cast, make_model, softmax_ce
+from gradcheck.examples.zoo._core import (
+    Grads,
+    Params,
+    ZooModel,
+    bug_of,
+    cast,
+    make_model,
+    softmax_ce,
+)
 
 EPS = 1e-5
 """Variance epsilon of both normalisations."""
@@ -31,12 +39,12 @@ def _normalize_backward(dxhat: np.ndarray, xhat: np.ndarray, inv: np.ndarray, ax
 
 
 _BN_BUGS = {
-    "no_stats_grad": Bug(
+    "no_stats_grad": bug_of(
         ("bn_in.W", "bn_in.b"),
         "the batch-norm backward treats the batch mean and variance as constants "
         "(dz = dxhat * inv_std); the bias before batch norm then gets a non-zero gradient.",
     ),
-    "swap_gamma_beta": Bug(
+    "swap_gamma_beta": bug_of(
         ("bn.gamma", "bn.beta"), "the gradients of gamma and beta (both (4,)) are swapped."
     ),
 }
@@ -91,7 +99,7 @@ def batchnorm_mlp(bug: str | None = None) -> ZooModel:
 
 
 _LN_BUGS = {
-    "missing_var_term": Bug(
+    "missing_var_term": bug_of(
         ("ln_in.W", "ln_in.b"),
         "the layer-norm backward drops the variance term: dz = inv_std * (dxhat - mean(dxhat)).",
     ),

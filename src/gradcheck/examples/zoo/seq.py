@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck.examples.zoo._core import (
-    Bug,
     Grads,
     Params,
     ZooModel,
+    bug_of,
     cast,
     make_model,
     sigmoid,
@@ -16,7 +16,7 @@ from gradcheck.examples.zoo._core import (
 )
 
 _EMB_BUGS = {
-    "assign": Bug(
+    "assign": bug_of(
         ("emb.E",),
         "the embedding gradient is scattered with gE[tokens] += d (buffered fancy-index "
         "assignment), so a token repeated in the batch keeps only one contribution; "
@@ -75,11 +75,11 @@ def embedding_bag(bug: str | None = None) -> ZooModel:
 
 
 _RNN_BUGS = {
-    "skip_last_step": Bug(
+    "skip_last_step": bug_of(
         ("rnn.Wx", "rnn.Wh", "rnn.b"),
         "the BPTT loop runs over reversed(range(T - 1)): the last time step is skipped.",
     ),
-    "transpose_gWh": Bug(
+    "transpose_gWh": bug_of(
         ("rnn.Wh",), "the gradient of the square (4x4) recurrent weight is returned transposed."
     ),
 }
@@ -138,7 +138,7 @@ def rnn_tanh(bug: str | None = None) -> ZooModel:
 
 
 _LSTM_BUGS = {
-    "forget_deriv": Bug(
+    "forget_deriv": bug_of(
         ("lstm.W", "lstm.b"),
         "the forget gate's derivative is written 1 - f^2 (tanh's) instead of f (1 - f).",
     ),

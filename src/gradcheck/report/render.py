@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcheck.verdict import INCONCLUSIVE, KINK
+from gradcheck.judge.verdict import INCONCLUSIVE, KINK
 
 if TYPE_CHECKING:
-    from gradcheck.report import Report
+    from gradcheck.report.results import Report
 
 HEADLINES = {
     "pass": "PASS — the analytic gradients agree with the numerical ones",

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
 from gradcheck.errors import InputError
-from gradcheck.schemes import get_scheme
+from gradcheck.estimate.schemes import get_scheme
+from gradcheck.params import tree as trees
 
 #: Steps of the sweep: 1e-1 … 1e-12, two per decade.
 DEFAULT_HS = tuple(float(h) for h in np.logspace(-1, -12, 23))
@@ -66,8 +66,8 @@ class SweepResult:
         return "\n".join(lines)
 
     def plot(self, path: str) -> str:
-        """Draw the sweep to ``path`` (PNG); see :func:`gradcheck.plot_sweep.plot_sweep`."""
-        from gradcheck.plot_sweep import plot_sweep
+        """Draw the sweep to ``path`` (PNG); see :func:`gradcheck.sweep.plot.plot_sweep`."""
+        from gradcheck.sweep.plot import plot_sweep
 
         return plot_sweep(self, path)
 
@@ -105,7 +105,7 @@ def sweep(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         the largest analytic gradients (at least one per tensor), so the curve is not
         dominated by gradients at round-off level.
     hs : the steps (default 1e-1 … 1e-12, two per decade).
-    methods : finite-difference schemes to sweep (see :mod:`gradcheck.schemes`).
+    methods : finite-difference schemes to sweep (see :mod:`gradcheck.estimate.schemes`).
     complex_step : also evaluate ``Im f(x + 1e-20 i)/1e-20`` (skipped, with a note, when the
         forward is not complex-analytic).
 

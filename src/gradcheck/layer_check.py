@@ -28,8 +28,8 @@ import numpy as np
 
 from gradcheck.check import check
 from gradcheck.errors import InputError
-from gradcheck.randomness import make_reset
-from gradcheck.report import Report
+from gradcheck.evaluate.randomness import make_reset
+from gradcheck.report.results import Report
 
 
 class LayerError(InputError):
@@ -147,34 +147,6 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any] | None
         return loss, dict(zip(diff, _as_grads(grads, diff, bname)))
 
     return check(loss_only, forward_backward, params, **options)
-
-
-def check_reference_layer(name: str, bug: str | None = None, *, seed: int = 0,
-                          **options: Any) -> Report:
-    """Check a layer of :data:`gradcheck.examples.layers.LAYERS`, optionally with a bug.
-
-    ``seed`` seeds the layer's input factory. Options go to :func:`check_layer`.
-    """
-    from gradcheck.examples import layers as L
-
-    if name not in L.LAYERS:
-        raise InputError(f"unknown layer {name!r}; known layers: {', '.join(sorted(L.LAYERS))}.")
-    spec = L.LAYERS[name]
-    if bug is not None and bug not in spec.bugs:
-        raise InputError(f"unknown bug {bug!r} for layer {name!r}; its bugs are "
-                         f"{', '.join(sorted(spec.bugs))}.")
-    inputs = spec.make_inputs(np.random.default_rng(seed))
-    ordered = {n: inputs[n] for n in spec.input_names}
-    if name == "embedding" and "context" not in options:
-        # rows of W looked up more than once: where assignment-instead-of-accumulation shows
-        hits = np.bincount(inputs["x"].ravel(), minlength=inputs["W"].shape[0])
-        options["context"] = {"repeated_rows": {"W": hits > 1}}
-    backward = spec.backward if bug is None else L.buggy_backward(name, bug)
-    if spec.is_loss:
-        return check_layer(backward, None, ordered, kwargs=spec.kwargs,
-                           differentiable=spec.differentiable, is_loss=True, **options)
-    return check_layer(spec.forward, backward, ordered, kwargs=spec.kwargs,
-                       differentiable=spec.differentiable, **options)
 
 
 def _context(values: list[Any], given: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def auto_estimate(scheme: Any, evaluate: Callable[[np.ndarray, np.ndarray], np.n
 
     ``evaluate(mask, points)`` returns the losses at ``points`` for the entries ``x[mask]``.
     """
-    from gradcheck.schemes import Estimate
+    from gradcheck.estimate.schemes import Estimate
 
     p = max(int(scheme.order), 1)
     xf = np.asarray(x, dtype=np.float64)

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import metrics
 from gradcheck.errors import ForwardError
-from gradcheck.verdict import FAIL, KINK, PASS, Criteria
+from gradcheck.judge import metrics
+from gradcheck.judge.verdict import FAIL, KINK, PASS, Criteria
 
 #: Step divisors tried, in order.
 DIVISORS = (10.0, 100.0, 1000.0)
@@ -139,7 +139,7 @@ def analyse(evaluator: Any, leaf: int, flat_index: np.ndarray, x: np.ndarray, an
     numeric_h, step_h : the central estimate at ``h`` and the step it took.
     f0, noise : the base loss and the absolute rounding noise of one evaluation.
     dtype : dtype of the working array (steps are rounded to it).
-    criteria, scale : as for :func:`gradcheck.verdict.judge`.
+    criteria, scale : as for :func:`gradcheck.judge.verdict.judge`.
     analytic_bar : rounding allowance of the analytic values.
     """
     a = np.asarray(analytic, dtype=np.float64)

@@ -17,7 +17,8 @@ Every evaluator offers the same two calls, so the schemes never know how losses 
   ``close()`` — release workers (no-op here).
 
 :class:`BatchedEvaluator` answers the same calls with a user-supplied ``batched_forward``
-that takes a stack of parameter trees; :class:`gradcheck.parallel.ExecutorEvaluator` spreads
+that takes a stack of parameter trees; :class:`~gradcheck.evaluate.parallel.ExecutorEvaluator`
+spreads
 them over a ``concurrent.futures.Executor`` (a process pool, or Dask).
 """
 
@@ -100,7 +101,7 @@ class SerialEvaluator:
         self.complex_mode = complex_mode
         self.count = 0
         self.loss_dtype: np.dtype | None = None  # set by the first evaluation
-        self.progress: Any = None  # gradcheck.progress.Progress, or None
+        self.progress: Any = None  # gradcheck.evaluate.progress.Progress, or None
 
     def close(self) -> None:
         """Nothing to release in this process."""
@@ -140,7 +141,7 @@ class SerialEvaluator:
             return "at the given params"
         if isinstance(context, str):
             return context
-        from gradcheck.tree import element_name
+        from gradcheck.params.tree import element_name
 
         leaf, index, value = context
         return f"when {element_name(self.names[leaf], index)} was moved to {value.item()!r}"
@@ -172,7 +173,7 @@ class SerialEvaluator:
         return out
 
     def _moved_in_place(self, leaf: int, index: tuple[int, ...], value: Any, now: Any) -> None:
-        from gradcheck.tree import element_name
+        from gradcheck.params.tree import element_name
 
         name = element_name(self.names[leaf], index)
         raise InputError(f"forward modified the parameter {name} in place (moved to "
@@ -276,7 +277,7 @@ class BatchedEvaluator:
         rows = stack.shape[0]
         leaves = [stack if i == leaf else np.broadcast_to(a, (rows,) + a.shape)
                   for i, a in enumerate(self.arrays)]
-        from gradcheck.tree import replace_leaves
+        from gradcheck.params.tree import replace_leaves
 
         if self.reset is not None:
             self.reset()

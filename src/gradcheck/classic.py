@@ -8,9 +8,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from gradcheck import tree as trees
 from gradcheck.check import check
-from gradcheck.report import EntryResult, Report
+from gradcheck.params import tree as trees
+from gradcheck.report.results import EntryResult, Report
 
 
 def print_alert(entry: EntryResult, tol: float, file: TextIO | None = None) -> None:
@@ -24,7 +24,7 @@ def grad_check(forward_f: Callable[[Any], Any], forward_backward_f: Callable[[An
     """The seed's ``grad_check(forward_f, forward_backward_f, theta, h, tol)`` (§3).
 
     Checks every entry with central differences, prints an alert for every entry that fails,
-    and returns the :class:`~gradcheck.report.Report` (which also holds the inconclusive and
+    and returns the :class:`~gradcheck.report.results.Report` (which also holds the inconclusive and
     kink entries the seed's version could not tell apart).
     """
     report = check(forward_f, forward_backward_f, theta, h=h, tol=tol, **options)

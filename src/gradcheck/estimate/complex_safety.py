@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
+from gradcheck.params import tree as trees
 
 try:
     _ComplexWarning = np.exceptions.ComplexWarning
@@ -198,11 +198,11 @@ def rescue_inconclusive(evaluator: Any, leaf: int, idx: np.ndarray, x: np.ndarra
 
     ``Im f(x + ih)/h`` at ``h = 1e-20`` has no cancellation, so an entry whose central
     difference drowned in rounding (a gradient near round-off, a float32-level loss) gets an
-    estimate with error bar ``~4ε|n|`` and is judged again (:func:`gradcheck.verdict.judge`).
+    estimate with error bar ``~4ε|n|`` and is judged again (:func:`gradcheck.judge.verdict.judge`).
     Used by ``method='auto'`` when the complex step is safe but slower than the real scheme.
     """
-    from gradcheck.schemes import get_scheme
-    from gradcheck.verdict import INCONCLUSIVE, judge
+    from gradcheck.estimate.schemes import get_scheme
+    from gradcheck.judge.verdict import INCONCLUSIVE, judge
 
     m = np.asarray(j.status) == INCONCLUSIVE
     if not m.any():

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.evaluators import Move
+from gradcheck.evaluate.local import Move
 
 #: Groups this small are checked elementwise (2 evaluations per entry) instead of split.
 LEAF_GROUP = 4

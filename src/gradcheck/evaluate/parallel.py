@@ -14,8 +14,8 @@ shipped **once per worker**, not per task:
   shipments — stay about one per worker whatever the executor's scheduling
   (``ExecutorEvaluator.shipped`` counts them).
 
-In a worker the problem is evaluated by the same :class:`~gradcheck.evaluators.
-SerialEvaluator` (or :class:`~gradcheck.evaluators.BatchedEvaluator`) as in a serial check,
+In a worker the problem is evaluated by the same :class:`~gradcheck.evaluate.local.
+SerialEvaluator` (or :class:`~gradcheck.evaluate.local.BatchedEvaluator`) as in a serial check,
 on a bit-identical copy of the parameters, so the losses — and the report — are identical to
 the serial check's for a deterministic forward. ``seed=`` / ``reset=`` are applied before
 every evaluation in the workers too. A worker's exception comes back as the forward's error
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.errors import ForwardError, GradcheckError, InputError
-from gradcheck.evaluators import BatchedEvaluator, Move, SerialEvaluator
+from gradcheck.evaluate.local import BatchedEvaluator, Move, SerialEvaluator
 
 #: What a worker answers when it has not received the problem yet.
 MISSING = "__gradcheck_missing_problem__"
@@ -66,8 +66,8 @@ class Problem:
 
     def evaluator(self) -> SerialEvaluator | BatchedEvaluator:
         """The evaluator a worker runs: on its own copy of the tree."""
-        from gradcheck import tree as trees
-        from gradcheck.randomness import make_reset
+        from gradcheck.evaluate.randomness import make_reset
+        from gradcheck.params import tree as trees
 
         arrays = [leaf.array for leaf in trees.flatten(self.tree)]
         reset = make_reset(self.seed, self.reset)
@@ -174,7 +174,7 @@ class ExecutorEvaluator:
     ----------
     executor : a ``concurrent.futures.Executor``, or ``None`` with ``workers=N`` to start (and
         later shut down) a local ``ProcessPoolExecutor``.
-    forward, tree, arrays, names : as for :class:`~gradcheck.evaluators.SerialEvaluator`;
+    forward, tree, arrays, names : as for :class:`~gradcheck.evaluate.local.SerialEvaluator`;
         ``base()`` is evaluated here, perturbations in the workers.
     seed, reset : the check's ``seed=`` and ``reset=``, re-applied in the workers.
     complex_mode : complex-step evaluation.
@@ -187,7 +187,7 @@ class ExecutorEvaluator:
                  workers: int | None = None,
                  batched_forward: Callable[[Any], Any] | None = None,
                  batch_size: int | None = None) -> None:
-        from gradcheck.randomness import make_reset
+        from gradcheck.evaluate.randomness import make_reset
 
         self.local = SerialEvaluator(forward, tree, arrays, names, make_reset(seed, reset),
                                      complex_mode)

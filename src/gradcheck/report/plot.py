@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck.verdict import FAIL, INCONCLUSIVE, SKIPPED
+from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, SKIPPED
 
 if TYPE_CHECKING:
-    from gradcheck.report import Report, TensorReport
+    from gradcheck.report.results import Report, TensorReport
 
 #: Errors below this are drawn at this value (log10 of 0 is -inf).
 FLOOR_LOG10 = -16.0
@@ -81,7 +81,7 @@ def plot_report(report: Report, path: str | None = None, *, max_tensors: int = 1
 
     Parameters
     ----------
-    report : a :class:`~gradcheck.report.Report`.
+    report : a :class:`~gradcheck.report.results.Report`.
     path : write the figure there (PNG, PDF, SVG... by extension) and return it; without a
         path the figure is made with pyplot so notebooks show it.
     max_tensors : at most this many heatmaps (failing tensors first).

@@ -1,9 +1,9 @@
 """A second look at the entries the first estimate could not settle.
 
-After :func:`gradcheck.verdict.judge`, two kinds of entries are looked at again, each with a
+After :func:`gradcheck.judge.verdict.judge`, two kinds of entries are looked at again, each with a
 few more loss evaluations (only for those entries, so a correct smooth model pays nothing):
 
-* **would-be failures** go to the kink analysis (:mod:`gradcheck.kinks`): smaller steps and
+* **would-be failures** go to the kink analysis (:mod:`gradcheck.judge.kinks`): smaller steps and
   one-sided slopes;
 * **inconclusive entries** (the loss's rounding noise, divided by ``h``, swamps the difference)
   and failures too close to the noise for smaller steps to help get *larger* steps
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import kinks, metrics
-from gradcheck.verdict import FAIL, INCONCLUSIVE, KINK, PASS, Criteria, Judgement, judge
+from gradcheck.judge import kinks, metrics
+from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, KINK, PASS, Criteria, Judgement, judge
 
 #: Largest step multiplier tried by the step-up ladder (times ``h·max(1, |x|)``).
 LADDER = (1.0, 10.0, 100.0, 1000.0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.verdict import FAIL, INCONCLUSIVE, KINK, PASS, SKIPPED, STATUS_NAMES
+from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, KINK, PASS, SKIPPED, STATUS_NAMES
 
 SCHEMA_VERSION = 1
 
@@ -59,9 +59,9 @@ class TensorReport:
     status: np.ndarray
     notes: np.ndarray
     diagnosis: str | None = None
-    #: the gradcheck.diagnose.Diagnosis behind ``diagnosis`` (kind, confidence, factor).
+    #: the gradcheck.diagnose.patterns.Diagnosis behind ``diagnosis`` (kind, confidence, factor).
     likely_bug: Any = None
-    #: gradcheck.directional.DirectionalResult in mode="directional", else None.
+    #: gradcheck.modes.directional.DirectionalResult in mode="directional", else None.
     directional: Any = None
 
     @property
@@ -99,7 +99,7 @@ class TensorReport:
 
     def entry(self, i: int) -> EntryResult:
         """The i-th checked entry as an :class:`EntryResult`."""
-        from gradcheck.tree import element_name
+        from gradcheck.params.tree import element_name
 
         index = tuple(int(j) for j in np.unravel_index(int(self.flat_index[i]), self.shape))
         return EntryResult(self.name, index, element_name(self.name, index),
@@ -225,13 +225,13 @@ class Report:
         return json.dumps(self.to_dict(), **kwargs)
 
     def __str__(self) -> str:
-        from gradcheck.render import render_report
+        from gradcheck.report.render import render_report
 
         return render_report(self)
 
     def plot(self, path: str | None = None, **kwargs: Any) -> Any:
         """Heatmaps of relative error per tensor and a histogram (needs matplotlib)."""
-        from gradcheck.plot import plot_report
+        from gradcheck.report.plot import plot_report
 
         return plot_report(self, path, **kwargs)
 

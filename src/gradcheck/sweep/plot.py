@@ -8,7 +8,7 @@ import numpy as np
 
 
 def plot_sweep(result: Any, path: str) -> str:
-    """Draw ``result`` (a :class:`gradcheck.sweep.SweepResult`) to ``path`` and return it.
+    """Draw ``result`` (a :class:`gradcheck.sweep.run.SweepResult`) to ``path`` and return it.
 
     Per method: the median relative error over the entries (thick) and each entry (thin);
     the complex step as a flat line; the region right of the central scheme's best step is

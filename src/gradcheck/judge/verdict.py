@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck import metrics
+from gradcheck.judge import metrics
 
 PASS, FAIL, KINK, INCONCLUSIVE, SKIPPED = 0, 1, 2, 3, 4
 STATUS_NAMES = {PASS: "pass", FAIL: "FAIL", KINK: "kink", INCONCLUSIVE: "inconclusive",

@@ -1,4 +1,4 @@
-"""``gradcheck sweep TARGET`` and ``gradcheck check module:factory`` (wired in by cli.py).
+"""``gradcheck sweep TARGET`` and ``gradcheck check module:factory`` (wired in by cli/app.py).
 
 A TARGET is ``rnn`` (the built-in RNN example, optionally ``--bug NAME``) or
 ``module:factory`` where ``factory()`` returns ``(forward, forward_backward, params)``.
@@ -11,14 +11,16 @@ import importlib
 import sys
 from typing import Any
 
+from gradcheck.check import check
+from gradcheck.cli.options import add_check_options, check_options, finish
 from gradcheck.errors import InputError
+from gradcheck.examples import rnn
+from gradcheck.sweep.run import sweep
 
 
 def load_target(target: str, bug: str | None = None) -> tuple[Any, Any, Any]:
     """``(forward, forward_backward, params)`` of ``rnn`` or ``module:factory``."""
     if target == "rnn":
-        from gradcheck.examples import rnn
-
         if bug is not None and bug not in rnn.BUGS:
             raise InputError(f"unknown bug {bug!r}; run 'gradcheck demo rnn --list-bugs' to see "
                              "the names.")
@@ -44,8 +46,6 @@ def load_target(target: str, bug: str | None = None) -> tuple[Any, Any, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from gradcheck.sweep import sweep
-
     forward, forward_backward, params = load_target(args.target, args.bug)
     result = sweep(forward, forward_backward, params, entries=args.entries or None,
                    sample=args.sample, methods=tuple(args.methods.split(",")))
@@ -57,9 +57,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gradcheck.check import check
-    from gradcheck.cli import check_options, finish
-
     forward, forward_backward, params = load_target(args.target, getattr(args, "bug", None))
     report = check(forward, forward_backward, params, **check_options(args))
     return finish(report, args)
@@ -67,8 +64,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``sweep`` and ``check`` to the subcommands ``sub`` of the main parser."""
-    from gradcheck.cli import add_check_options
-
     sw = sub.add_parser("sweep", help="relative error vs step h (1e-1…1e-12) and complex step")
     sw.add_argument("target", help="'rnn' or module:factory (factory() returns "
                     "(forward, forward_backward, params))")
