@@ -4,23 +4,14 @@ tensors named exactly. The seed's plain algorithm, for contrast, raises false al
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from gradcheck.examples import suite as zoo_suite
 
 
 @pytest.fixture(scope="module")
 def suite():
-    path = ROOT / "benchmarks" / "zoo_suite.py"
-    spec = importlib.util.spec_from_file_location("zoo_suite", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zoo_suite"] = module
-    spec.loader.exec_module(module)
-    return module
+    return zoo_suite
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import exp_sin, exp_sin_grad
 
 import gradcheck as gc
 from gradcheck.estimate.schemes import get_scheme
 from gradcheck.estimate.steps import auto_estimate
 
-
-def _f(v):
-    return np.sum(np.exp(v) * np.sin(v))
-
-
-def _exact(v):
-    return np.exp(v) * (np.sin(v) + np.cos(v))
+_f = exp_sin
 
 
 def _run(method: str, x: np.ndarray, f=_f):
@@ -39,13 +34,13 @@ def _run(method: str, x: np.ndarray, f=_f):
 def test_auto_is_close_to_the_best_step_in_hindsight(method: str) -> None:
     x = np.linspace(-2, 2, 9)
     est = _run(method, x)
-    err_auto = np.median(np.abs(est.value - _exact(x)) / np.abs(_exact(x)))
+    err_auto = np.median(np.abs(est.value - exp_sin_grad(x)) / np.abs(exp_sin_grad(x)))
     best = np.inf  # the best single step of a sweep, chosen with hindsight
     for h in np.logspace(-2, -9, 22):
         fixed = gc.numerical_gradient(lambda p: _f(p["x"]), {"x": x}, method=method, h=h)["x"]
-        best = min(best, np.median(np.abs(fixed - _exact(x)) / np.abs(_exact(x))))
+        best = min(best, np.median(np.abs(fixed - exp_sin_grad(x)) / np.abs(exp_sin_grad(x))))
     assert err_auto < 5 * best
-    assert np.all(np.abs(est.value - _exact(x)) <= 10 * est.error_bar + 1e-15)
+    assert np.all(np.abs(est.value - exp_sin_grad(x)) <= 10 * est.error_bar + 1e-15)
 
 
 def test_step_follows_the_magnitude_of_x() -> None:
@@ -79,9 +74,9 @@ def test_polynomial_keeps_the_pilot_step() -> None:
 
 def test_check_accepts_h_auto() -> None:
     x = np.linspace(-1, 1, 6)
-    r = gc.check(lambda p: _f(p["x"]), lambda p: {"x": _exact(p["x"])}, {"x": x}, h="auto",
+    r = gc.check(lambda p: _f(p["x"]), lambda p: {"x": exp_sin_grad(p["x"])}, {"x": x}, h="auto",
                  progress=False)
     assert r.status == "pass"
-    bad = gc.check(lambda p: _f(p["x"]), lambda p: {"x": 1.001 * _exact(p["x"])}, {"x": x},
+    bad = gc.check(lambda p: _f(p["x"]), lambda p: {"x": 1.001 * exp_sin_grad(p["x"])}, {"x": x},
                    h="auto", progress=False)
     assert bad.status == "fail"

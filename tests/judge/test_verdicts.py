@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import tanh_model
 
 import gradcheck as gc
 from gradcheck.judge.verdict import (
@@ -128,24 +129,6 @@ def test_a_tensor_whose_whole_gradient_is_wrong_still_fails() -> None:
 
     report = gc.check(f, fb_bad, p)
     assert report.status == "fail" and report.failing_tensors == ["b"]
-
-
-def tanh_model(scale: float = 1.0, dtype=np.float64):
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(8, 3)).astype(dtype)
-    y = rng.normal(size=8).astype(dtype)
-    params = {"w": rng.normal(size=3).astype(dtype), "b": np.array(0.1, dtype=dtype)}
-
-    def forward(p):
-        r = np.tanh(X @ p["w"] + p["b"]) - y
-        return scale * 0.5 * (r @ r)
-
-    def forward_backward(p):
-        t = np.tanh(X @ p["w"] + p["b"])
-        d = scale * (t - y) * (1 - t**2)
-        return scale * 0.5 * ((t - y) @ (t - y)), {"w": X.T @ d, "b": d.sum()}
-
-    return forward, forward_backward, params
 
 
 def _doubled(fb, key):

@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from problems import cubic, cubic_grad
 
 import gradcheck as gc
 from gradcheck.errors import ForwardError, InputError
@@ -48,14 +49,6 @@ def test_directional_mode_on_workers_gives_the_serial_report() -> None:
     parallel = gc.check(pr.forward, pr.forward_backward, pr.params, mode="directional",
                         workers=2)
     same_report(serial, parallel)
-
-
-def cubic(p):
-    return float(np.sum(p["x"] ** 3))
-
-
-def cubic_grad(p):
-    return {"x": 3 * p["x"] ** 2}
 
 
 def fragile(p):
