@@ -25,7 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradcheck.check import check
 from gradcheck.errors import GradcheckError, InputError
+from gradcheck.options import make_plan
 from gradcheck.report.results import Report
 
 ON_FAIL = ("warn", "raise", "log")
@@ -103,9 +105,7 @@ class Monitor:
         if "sample_seed" in options:
             raise InputError("sample_seed is set per check by the Monitor (seed_base + step); "
                              "pass seed_base= instead.")
-        from gradcheck.check import make_options
-
-        make_options({"sample": sample, **options})  # fail now, not at step 10 000
+        make_plan({"sample": sample, **options})  # fail now, not at step 10 000
         self.forward = forward
         self.forward_backward = forward_backward
         self.every = every
@@ -137,10 +137,7 @@ class Monitor:
     def check_now(self, params: Any, step: int, *, forward: Callable[[Any], Any] | None = None,
                   forward_backward: Callable[[Any], Any] | None = None) -> Report:
         """Run a spot check now, whatever the step."""
-        from gradcheck.check import check
-
-        options = {"progress": False, **self.options} if _has_option("progress") else dict(
-            self.options)
+        options = {"progress": False, **self.options}
         t0 = time.perf_counter()
         report = check(forward or self.forward, forward_backward or self.forward_backward,
                        params, sample=self.sample, sample_seed=self.seed_base + step, **options)
@@ -197,11 +194,3 @@ class Monitor:
         if fails:
             text += f" (first at step {fails[0].step})"
         return text + "."
-
-
-def _has_option(name: str) -> bool:
-    from dataclasses import fields
-
-    from gradcheck.check import Options
-
-    return name in {f.name for f in fields(Options)}

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from gradcheck.testing import assert_gradients, assert_layer_gradients
+
 
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("gradcheck", "numerical gradient checks (gradcheck fixture)")
@@ -45,15 +47,11 @@ class GradcheckFixture:
 
     def __call__(self, forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                  params: Any, **options: Any) -> Any:
-        from gradcheck.testing import assert_gradients
-
         return assert_gradients(forward, forward_backward, params, **self.options(options))
 
     def layer(self, forward: Callable[..., Any], backward: Callable[..., Any] | None,
               inputs: Mapping[str, Any] | Sequence[Any], **options: Any) -> Any:
         """Assert a ``forward``/``backward(dout, cache)`` layer (see :func:`check_layer`)."""
-        from gradcheck.testing import assert_layer_gradients
-
         return assert_layer_gradients(forward, backward, inputs, **self.options(options))
 
 

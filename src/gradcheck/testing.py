@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gradcheck.check import check
+from gradcheck.layer_check import check_layer
 from gradcheck.report.results import Report
 
 
@@ -47,8 +49,6 @@ def assert_gradients(forward: Callable[[Any], Any], forward_backward: Callable[[
     AssertionError
         With the rendered report as its message.
     """
-    from gradcheck.check import check
-
     return _verify(check(forward, forward_backward, params, **options), allow_inconclusive)
 
 
@@ -56,6 +56,4 @@ def assert_layer_gradients(forward: Callable[..., Any], backward: Callable[..., 
                            inputs: Mapping[str, Any] | Sequence[Any], *,
                            allow_inconclusive: bool = False, **options: Any) -> Report:
     """:func:`gradcheck.check_layer` as an assertion (same arguments, same message rules)."""
-    from gradcheck.layer_check import check_layer
-
     return _verify(check_layer(forward, backward, inputs, **options), allow_inconclusive)

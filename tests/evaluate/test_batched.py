@@ -7,7 +7,8 @@ import pytest
 
 import gradcheck as gc
 from gradcheck.errors import ForwardError, InputError
-from gradcheck.evaluate.local import BatchedEvaluator, SerialEvaluator
+from gradcheck.evaluate.batched import BatchedEvaluator
+from gradcheck.evaluate.serial import SerialEvaluator
 from gradcheck.examples import rnn
 
 A = np.random.default_rng(0).normal(size=(6, 4))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.evaluate.local import SerialEvaluator
+from gradcheck.evaluate.serial import SerialEvaluator
 from gradcheck.judge import kinks
 from gradcheck.judge.verdict import FAIL, KINK, PASS, Criteria
 

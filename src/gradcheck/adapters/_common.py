@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.errors import InputError
 from gradcheck.layer_check import DOUT_SEED
 
 
@@ -23,8 +24,6 @@ def input_names(n: int, names: list[str] | tuple[str, ...] | None) -> list[str]:
     if names is None:
         return [f"input{i}" for i in range(n)]
     if len(names) != n:
-        from gradcheck.errors import InputError
-
         raise InputError(f"names has {len(names)} entries but there are {n} inputs; give one "
                          "name per input.")
     return [str(x) for x in names]

@@ -28,17 +28,13 @@ import numpy as np
 from gradcheck.adapters._common import as_list, input_names, random_cotangent
 from gradcheck.check import check
 from gradcheck.errors import InputError
+from gradcheck.optional import optional_import
 from gradcheck.params import tree as trees
 from gradcheck.report.results import Report
 
 
 def _jax() -> Any:
-    try:
-        import jax
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the JAX adapter needs jax; install it with "
-                          "pip install 'gradcheck[jax]'.") from exc
-    return jax
+    return optional_import("jax", "the JAX adapter")
 
 
 @contextlib.contextmanager

@@ -28,16 +28,12 @@ import numpy as np
 from gradcheck.adapters._common import as_list, input_names, random_cotangent
 from gradcheck.check import check
 from gradcheck.errors import InputError
+from gradcheck.optional import optional_import
 from gradcheck.report.results import Report
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the PyTorch adapter needs torch; install it with "
-                          "pip install 'gradcheck[torch]'.") from exc
-    return torch
+    return optional_import("torch", "the PyTorch adapter")
 
 
 def check_function(fn: Callable[..., Any], *inputs: Any, names: list[str] | None = None,

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.errors import InputError
+from gradcheck.estimate.schemes import Scheme, get_scheme
 from gradcheck.params import tree as trees
 
 try:
@@ -190,35 +192,32 @@ def auto_note(safety: Safety, real_scheme: str) -> str:
 RESCUE_RATIO = 4.0
 
 
-def rescue_inconclusive(evaluator: Any, leaf: int, idx: np.ndarray, x: np.ndarray,
-                        analytic: np.ndarray, j: Any, numeric: np.ndarray, bar: np.ndarray,
-                        criteria: Any, scale: float, analytic_bar: np.ndarray
-                        ) -> tuple[Any, np.ndarray, np.ndarray]:
-    """Re-estimate the entries a real scheme left inconclusive with the complex step.
+@dataclass(frozen=True)
+class SchemeChoice:
+    """What ``method="complex"`` or ``"auto"`` decided after the probe."""
 
-    ``Im f(x + ih)/h`` at ``h = 1e-20`` has no cancellation, so an entry whose central
-    difference drowned in rounding (a gradient near round-off, a float32-level loss) gets an
-    estimate with error bar ``~4ε|n|`` and is judged again (:func:`gradcheck.judge.verdict.judge`).
-    Used by ``method='auto'`` when the complex step is safe but slower than the real scheme.
-    """
-    from gradcheck.estimate.schemes import get_scheme
-    from gradcheck.judge.verdict import INCONCLUSIVE, judge
+    scheme: Scheme
+    h: float | str
+    rescue: bool = False          # real scheme, complex step for its inconclusive entries
+    note: str | None = None
 
-    m = np.asarray(j.status) == INCONCLUSIVE
-    if not m.any():
-        return j, numeric, bar
-    scheme = get_scheme("complex")
-    xm = np.asarray(x)[m]
-    pts = scheme.points(xm, np.full(xm.shape, scheme.default_h), np.complex128)
-    est = scheme.combine(xm, pts, evaluator.entries(leaf, np.asarray(idx)[m], pts), 0.0, 0.0)
-    new_bar = est.error_bar + np.asarray(analytic_bar)[m]
-    jm = judge(np.asarray(analytic)[m], est.value, new_bar, criteria, scale)
-    numeric, bar = np.array(numeric, dtype=np.float64), np.array(bar, dtype=np.float64)
-    numeric[m], bar[m] = est.value, new_bar
-    for name in ("status", "error", "abs_error", "reason"):
-        arr = getattr(j, name).copy()
-        arr[m] = getattr(jm, name)
-        if name == "reason":
-            arr[m] = [f"{r}; complex step" if r else "complex step" for r in arr[m]]
-        setattr(j, name, arr)
-    return j, numeric, bar
+
+def choose_scheme(method: str, safety: Safety, asked: Scheme, h: float | str) -> SchemeChoice:
+    """Refuse ``method="complex"`` on unsafe code; let ``method="auto"`` pick the complex step
+    (safe and cheap), the real scheme with the complex step for inconclusive entries (safe but
+    more than ``RESCUE_RATIO`` real forwards), or the real scheme alone (unsafe)."""
+    if method == "complex":
+        if not safety.safe:
+            raise InputError(refusal(safety))
+        return SchemeChoice(asked, h)
+    real = asked  # method="auto": the asked scheme is its real fallback
+    if safety.safe and not safety.cost_ratio > RESCUE_RATIO:
+        complex_step = get_scheme("complex")
+        return SchemeChoice(complex_step, complex_step.default_h,
+                            note=auto_note(safety, real.name))
+    if safety.safe:
+        return SchemeChoice(real, h, rescue=True, note=(
+            f"method='auto' used {real.name} and the complex step only for entries "
+            f"{real.name} left inconclusive: a complex forward costs "
+            f"{safety.cost_ratio:.1f}× a real one."))
+    return SchemeChoice(real, h, note=auto_note(safety, real.name))

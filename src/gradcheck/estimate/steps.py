@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.estimate.schemes import Estimate
+
 
 def nominal_steps(x: np.ndarray, h: float, relative: bool) -> np.ndarray:
     """The step asked for at each entry, before rounding to the entry's dtype.
@@ -48,8 +50,6 @@ def auto_estimate(scheme: Any, evaluate: Callable[[np.ndarray, np.ndarray], np.n
 
     ``evaluate(mask, points)`` returns the losses at ``points`` for the entries ``x[mask]``.
     """
-    from gradcheck.estimate.schemes import Estimate
-
     p = max(int(scheme.order), 1)
     xf = np.asarray(x, dtype=np.float64)
     rel = max(noise / max(abs(float(np.real(f0))), 1e-300), float(np.finfo(dtype).eps))

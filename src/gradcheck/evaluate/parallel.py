@@ -14,8 +14,8 @@ shipped **once per worker**, not per task:
   shipments — stay about one per worker whatever the executor's scheduling
   (``ExecutorEvaluator.shipped`` counts them).
 
-In a worker the problem is evaluated by the same :class:`~gradcheck.evaluate.local.
-SerialEvaluator` (or :class:`~gradcheck.evaluate.local.BatchedEvaluator`) as in a serial check,
+In a worker the problem is evaluated by the same :class:`~gradcheck.evaluate.serial.
+SerialEvaluator` (or :class:`~gradcheck.evaluate.batched.BatchedEvaluator`) as in a serial check,
 on a bit-identical copy of the parameters, so the losses — and the report — are identical to
 the serial check's for a deterministic forward. ``seed=`` / ``reset=`` are applied before
 every evaluation in the workers too. A worker's exception comes back as the forward's error
@@ -30,14 +30,19 @@ import pickle
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gradcheck.errors import ForwardError, GradcheckError, InputError
-from gradcheck.evaluate.local import BatchedEvaluator, Move, SerialEvaluator
+from gradcheck.evaluate.base import Move
+from gradcheck.evaluate.batched import BatchedEvaluator
+from gradcheck.evaluate.randomness import make_reset
+from gradcheck.evaluate.serial import SerialEvaluator
+from gradcheck.optional import available, optional_import
+from gradcheck.params import tree as trees
 
 #: What a worker answers when it has not received the problem yet.
 MISSING = "__gradcheck_missing_problem__"
@@ -66,9 +71,6 @@ class Problem:
 
     def evaluator(self) -> SerialEvaluator | BatchedEvaluator:
         """The evaluator a worker runs: on its own copy of the tree."""
-        from gradcheck.evaluate.randomness import make_reset
-        from gradcheck.params import tree as trees
-
         arrays = [leaf.array for leaf in trees.flatten(self.tree)]
         reset = make_reset(self.seed, self.reset)
         if self.batched_forward is not None:
@@ -80,11 +82,9 @@ class Problem:
 
 def dumps(obj: Any) -> bytes:
     """Serialise with cloudpickle (closures, lambdas) when available, else pickle."""
-    try:
-        import cloudpickle
-    except ImportError:  # pragma: no cover - cloudpickle ships with dask
+    if not available("cloudpickle"):  # pragma: no cover - cloudpickle ships with dask
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return optional_import("cloudpickle", "workers=").dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def install(token: str, payload: bytes) -> None:
@@ -174,7 +174,7 @@ class ExecutorEvaluator:
     ----------
     executor : a ``concurrent.futures.Executor``, or ``None`` with ``workers=N`` to start (and
         later shut down) a local ``ProcessPoolExecutor``.
-    forward, tree, arrays, names : as for :class:`~gradcheck.evaluate.local.SerialEvaluator`;
+    forward, tree, arrays, names : as for :class:`~gradcheck.evaluate.serial.SerialEvaluator`;
         ``base()`` is evaluated here, perturbations in the workers.
     seed, reset : the check's ``seed=`` and ``reset=``, re-applied in the workers.
     complex_mode : complex-step evaluation.
@@ -187,8 +187,6 @@ class ExecutorEvaluator:
                  workers: int | None = None,
                  batched_forward: Callable[[Any], Any] | None = None,
                  batch_size: int | None = None) -> None:
-        from gradcheck.evaluate.randomness import make_reset
-
         self.local = SerialEvaluator(forward, tree, arrays, names, make_reset(seed, reset),
                                      complex_mode)
         self.names = names
@@ -206,8 +204,6 @@ class ExecutorEvaluator:
         if executor is None:
             if not (isinstance(workers, int) and workers >= 1):
                 raise InputError(f"workers={workers!r} must be a positive integer such as 2.")
-            from concurrent.futures import ProcessPoolExecutor
-
             executor = ProcessPoolExecutor(workers, mp_context=start_method(),
                                            initializer=install,
                                            initargs=(self.token, self.payload))

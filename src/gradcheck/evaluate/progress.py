@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from gradcheck.optional import available
+
 #: Show the bar only for checks expected to last longer than this (seconds).
 MIN_SECONDS = 1.0
 #: Decide after this much time has passed (seconds), from the rate so far.
@@ -147,11 +149,8 @@ def plain_line(label: str, done: int, total: int, elapsed: float, width: int = 3
 
 def _available_backend() -> str:
     for name in ("rich", "tqdm"):
-        try:
-            __import__(name)
+        if available(name):
             return name
-        except ImportError:
-            continue
     return "plain"
 
 

@@ -28,7 +28,7 @@ not PyTorch's ``atol·Σu·Σv`` — which grows with :math:`\sqrt n` and lets a
       + \underbrace{c\,\varepsilon_g\,\frac{\lVert (|g| + s_g) \odot d \rVert}
       {\lVert d \rVert}}_{\text{analytic precision}},
 
-with :math:`\eta` the rounding noise of one loss evaluation (see :func:`gradcheck.check.
+with :math:`\eta` the rounding noise of one loss evaluation (see :func:`gradcheck.estimate.noise.
 noise_level`), :math:`\varepsilon_g` the precision of the analytic gradient's dtype,
 :math:`s_g` the RMS of :math:`g` and :math:`c` = ``ANALYTIC_ULPS``. An isolated error
 :math:`\delta` in element :math:`i` contributes :math:`\delta u_i`, so the smallest error
@@ -64,7 +64,11 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.evaluate.local import Move
+from gradcheck.evaluate.base import Move
+from gradcheck.judge.tolerance import ANALYTIC_ULPS
+from gradcheck.modes import elementwise
+from gradcheck.modes.run import Run
+from gradcheck.report.results import TensorReport
 
 #: Groups this small are checked elementwise (2 evaluations per entry) instead of split.
 LEAF_GROUP = 4
@@ -448,3 +452,28 @@ def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
         result = summarise(names[i], st, seed, int(idx.size), evaluator.count - before)
         out.append((tensor, result))
     return out
+
+
+def run(state: Run) -> list[TensorReport]:
+    """``mode="directional"``: one random direction per tensor, localisation of failures,
+    located entries checked elementwise (:func:`gradcheck.modes.elementwise.check_entries`).
+
+    The directional tests move every entry by at most the elementwise step (``1e-5`` when the
+    run's scheme is the complex step, which has no real step of its own).
+    """
+    h = state.nominal_h if not state.scheme.is_complex else 1e-5
+    results = check_directional(state.evaluator, [leaf.name for leaf in state.leaves],
+                                state.work.arrays, state.grads, state.noise, h, state.plan.tol,
+                                state.plan.sample_seed, ANALYTIC_ULPS,
+                                lambda i, idx: elementwise.check_entries(state, i, idx),
+                                state.progress)
+    tensors = []
+    for tensor, result in results:
+        tensor.directional = result
+        tensors.append(tensor)
+    return tensors
+
+
+def expected_evaluations(n_leaves: int) -> int:
+    """About how many evaluations a directional check takes (for the progress bar's ETA)."""
+    return 2 + 2 * n_leaves

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, SKIPPED
+from gradcheck.optional import optional_import
 
 if TYPE_CHECKING:
     from gradcheck.report.results import Report, TensorReport
@@ -27,12 +28,7 @@ FLOOR_LOG10 = -16.0
 
 
 def _matplotlib() -> Any:
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("report.plot() needs matplotlib; install it with "
-                          "pip install 'gradcheck[plot]'.") from exc
-    return matplotlib
+    return optional_import("matplotlib", "report.plot()")
 
 
 def log_errors(errors: np.ndarray) -> np.ndarray:

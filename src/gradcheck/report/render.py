@@ -49,8 +49,11 @@ def render_report(report: Report, worst: int = 5) -> str:
         bits.insert(0, f"{len(report.tensors)} tensors tested along a random direction")
         bits[1] = bits[1].replace("entries checked", "entries then checked elementwise")
     out.append("  " + ", ".join(bits))
-    o = report.options
-    out.append(f"  method {o.get('method')}, h={o.get('h')}, tol={o.get('tol')}, "
+    o, d = report.options, report.decisions
+    method = o.get("method")
+    if d.get("scheme", method) != method:
+        method = f"{method} (used {d['scheme']})"
+    out.append(f"  method {method}, h={d.get('h', o.get('h'))}, tol={o.get('tol')}, "
                f"{o.get('measure')} error (Z={o.get('denominator')}, floor {o.get('floor')})")
     out.append("")
     measure = "rel err" if o.get("measure", "relative") == "relative" else "abs err"

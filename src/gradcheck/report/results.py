@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 
 from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, KINK, PASS, SKIPPED, STATUS_NAMES
+from gradcheck.params.tree import element_name
+from gradcheck.report.plot import plot_report
+from gradcheck.report.render import render_report
 
 SCHEMA_VERSION = 1
 
@@ -99,8 +102,6 @@ class TensorReport:
 
     def entry(self, i: int) -> EntryResult:
         """The i-th checked entry as an :class:`EntryResult`."""
-        from gradcheck.params.tree import element_name
-
         index = tuple(int(j) for j in np.unravel_index(int(self.flat_index[i]), self.shape))
         return EntryResult(self.name, index, element_name(self.name, index),
                            float(self.analytic[i]), float(self.numeric[i]),
@@ -149,6 +150,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     loss: float = float("nan")
+    #: What the run decided (scheme and step actually used, gradient scale, complex-step
+    #: rescue, workspace), beside ``options``, the options as asked for.
+    decisions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -208,7 +212,8 @@ class Report:
         name, shape, dtype, size, checked, passed, failed, kinks, inconclusive, skipped,
         verdict, max_error, median_error, worst, diagnosis), ``worst`` (up to 10 entries:
         tensor, index, name, analytic, numeric, abs_error, error, error_bar, status, note),
-        ``options``, ``evaluations``, ``wall_time`` (seconds), ``warnings``, ``notes``.
+        ``options`` (as asked for), ``decisions`` (what the run decided), ``evaluations``,
+        ``wall_time`` (seconds), ``warnings``, ``notes``.
         Non-finite numbers are written as the strings "nan", "inf", "-inf".
         """
         return {
@@ -216,6 +221,7 @@ class Report:
             "counts": self.counts, "tensors": [t.to_dict() for t in self.tensors],
             "worst": [e.to_dict() for e in self.worst(10)],
             "options": {k: _jsonable(v) for k, v in self.options.items()},
+            "decisions": {k: _jsonable(v) for k, v in self.decisions.items()},
             "evaluations": self.evaluations, "wall_time": self.wall_time,
             "warnings": list(self.warnings), "notes": list(self.notes),
         }
@@ -225,14 +231,10 @@ class Report:
         return json.dumps(self.to_dict(), **kwargs)
 
     def __str__(self) -> str:
-        from gradcheck.report.render import render_report
-
         return render_report(self)
 
     def plot(self, path: str | None = None, **kwargs: Any) -> Any:
         """Heatmaps of relative error per tensor and a histogram (needs matplotlib)."""
-        from gradcheck.report.plot import plot_report
-
         return plot_report(self, path, **kwargs)
 
 

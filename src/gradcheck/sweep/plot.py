@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.optional import optional_import
+
 
 def plot_sweep(result: Any, path: str) -> str:
     """Draw ``result`` (a :class:`gradcheck.sweep.run.SweepResult`) to ``path`` and return it.
@@ -15,10 +17,8 @@ def plot_sweep(result: Any, path: str) -> str:
     shaded as truncation-dominated (error ∝ h²), left of it as cancellation-dominated
     (error ∝ ε|f|/h).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    optional_import("matplotlib", "the sweep plot").use("Agg")
+    plt = optional_import("matplotlib.pyplot", "the sweep plot")
 
     hs = result.hs
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)

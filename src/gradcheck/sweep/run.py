@@ -19,6 +19,7 @@ import numpy as np
 from gradcheck.errors import InputError
 from gradcheck.estimate.schemes import get_scheme
 from gradcheck.params import tree as trees
+from gradcheck.sweep.plot import plot_sweep
 
 #: Steps of the sweep: 1e-1 … 1e-12, two per decade.
 DEFAULT_HS = tuple(float(h) for h in np.logspace(-1, -12, 23))
@@ -67,8 +68,6 @@ class SweepResult:
 
     def plot(self, path: str) -> str:
         """Draw the sweep to ``path`` (PNG); see :func:`gradcheck.sweep.plot.plot_sweep`."""
-        from gradcheck.sweep.plot import plot_sweep
-
         return plot_sweep(self, path)
 
     __str__ = table

@@ -1,0 +1,95 @@
+"""Elementwise mode: a numeric estimate for every selected entry of every tensor.
+
+For each tensor the selected entries (all, or a sample) are perturbed one at a time by the
+run's scheme; each estimate carries an error bar (truncation + rounding + the analytic
+gradient's own precision) and is judged by :func:`gradcheck.judge.verdict.judge`. Entries the
+first estimate cannot settle get a second look (smaller steps and the kink test for would-be
+failures, larger steps for rounding-limited ones; :mod:`gradcheck.judge.secondlook`), and with
+``method="auto"`` the complex step where the real scheme stayed inconclusive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck.estimate.steps import auto_estimate, nominal_steps
+from gradcheck.judge.rescue import rescue_inconclusive
+from gradcheck.judge.secondlook import Context as LookContext
+from gradcheck.judge.secondlook import second_look
+from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
+from gradcheck.judge.verdict import Criteria, judge, tensor_scale
+from gradcheck.modes.run import Run
+from gradcheck.options import Plan
+from gradcheck.params.sampling import select
+from gradcheck.params.tree import Leaf
+from gradcheck.report.results import TensorReport
+
+
+def run(state: Run) -> list[TensorReport]:
+    """Check the entries ``plan.sample`` selects in every tensor (all by default)."""
+    rng = np.random.default_rng(state.plan.sample_seed)
+    return [check_entries(state, i, select(leaf.shape, state.plan.sample, rng, leaf.name))
+            for i, leaf in enumerate(state.leaves)]
+
+
+def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:
+    """Estimate, judge and (if needed) look again at entries ``idx`` (flat, C order) of leaf
+    ``i``; returns their :class:`TensorReport`."""
+    leaf = state.leaves[i]
+    if idx.size == 0:
+        return empty_tensor(leaf)
+    plan, scheme, evaluator = state.plan, state.scheme, state.numeric
+    work_array, grad = state.work.arrays[i], state.grads[i]
+    dtype = work_array.dtype
+    x = np.asarray(work_array).reshape(-1)[idx] if work_array.ndim else work_array.reshape(1)
+    a = np.asarray(grad).reshape(-1)[idx]
+    if state.h == "auto" and not scheme.is_complex:
+        est = auto_estimate(scheme, lambda m, pts: evaluator.entries(i, idx[m], pts), x,
+                            state.f0, state.noise, dtype)
+    else:
+        steps = nominal_steps(x, state.nominal_h, plan.relative_step)
+        points = scheme.points(x, steps, np.complex128 if scheme.is_complex else dtype)
+        losses = evaluator.entries(i, idx, points)
+        est = scheme.combine(x, points, losses, state.f0, state.noise)
+    a_dtype = grad.dtype if np.issubdtype(grad.dtype, np.inexact) else np.dtype(np.float64)
+    a_real = a.real.astype(np.float64) if np.iscomplexobj(a) else a.astype(np.float64)
+    scale = tensor_scale(est.value)
+    analytic_bar = ANALYTIC_ULPS * float(np.finfo(a_dtype).eps) * (
+        np.abs(a_real) + tensor_scale(a_real))
+    criteria = Criteria(effective_tol(plan.tol, a_dtype), plan.measure, plan.denominator,
+                        plan.floor, zero_scale=state.grad_scale)
+    bar = est.error_bar + analytic_bar
+    j = judge(a_real, est.value, bar, criteria, scale)
+    numeric = est.value
+    if plan.second_look and not scheme.is_complex:
+        ctx = LookContext(evaluator, i, idx, x, a_real, est.value, est.step, state.f0,
+                          state.noise, dtype, criteria, scale, analytic_bar, state.nominal_h,
+                          evaluator.loss_dtype, est.rounding, est.truncation)
+        revised = second_look(ctx, j, bar)
+        j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
+    if state.rescue is not None:
+        j, numeric, bar = rescue_inconclusive(state.rescue, i, idx, x, a_real, j, numeric, bar,
+                                              criteria, scale, analytic_bar)
+    return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, numeric,
+                        j.error, j.abs_error, bar, j.status, j.reason)
+
+
+def empty_tensor(leaf: Leaf) -> TensorReport:
+    """The report of a tensor none of whose entries was checked."""
+    empty = np.zeros(0)
+    return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), np.zeros(0, np.int64),
+                        empty, empty, empty, empty, empty, np.zeros(0, np.int8),
+                        np.zeros(0, object))
+
+
+def expected_evaluations(leaves: list[Leaf], plan: Plan) -> int:
+    """About how many evaluations an elementwise check takes (for the progress bar's ETA)."""
+    total = 0
+    for leaf in leaves:
+        size = leaf.size
+        if isinstance(plan.sample, float):
+            size = max(1, int(round(plan.sample * size)))
+        elif isinstance(plan.sample, int):
+            size = min(size, plan.sample)
+        total += size
+    return 2 + total * plan.scheme.evaluations

@@ -1,0 +1,120 @@
+"""The arrays the numerics perturb, and the guard that gives the user's arrays back untouched.
+
+The workspace is the user's own arrays when possible (perturbed in place, one entry at a time,
+restored exactly) and float64 copies of low-precision leaves when promoting — one copy per
+tensor per check, never per entry. :class:`ParamsGuard` snapshots the user's arrays before a
+check and, whatever happens (an exception, Ctrl-C), writes them back bit for bit afterwards,
+naming any the forward changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import InputError
+from gradcheck.evaluate.base import loss_dtype
+from gradcheck.params import tree as trees
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The arrays the numeric pass perturbs and the tree handed to the forward."""
+
+    tree: Any
+    arrays: list[np.ndarray]
+    promoted: bool = False
+
+    def leaves(self, leaves: list[trees.Leaf]) -> list[trees.Leaf]:
+        """The user's leaves re-pointed at the workspace's arrays."""
+        return [trees.Leaf(leaf.name, leaf.path, a) for leaf, a in zip(leaves, self.arrays)]
+
+
+def user_workspace(params: Any, leaves: list[trees.Leaf]) -> Workspace:
+    """The user's own arrays, perturbed in place."""
+    return Workspace(params, [leaf.array for leaf in leaves])
+
+
+def promoted_workspace(params: Any, leaves: list[trees.Leaf], dtype: Any) -> Workspace:
+    """Copies of every leaf in ``result_type(leaf dtype, dtype)`` (float64, complex128)."""
+    arrays = [leaf.array.astype(np.result_type(leaf.array.dtype, dtype)) for leaf in leaves]
+    return Workspace(trees.replace_leaves(params, arrays), arrays, promoted=True)
+
+
+def workspace_changed(work: Workspace, leaves: list[trees.Leaf]) -> list[str]:
+    """Names of promoted copies that no longer equal their parameter (the forward wrote into
+    them); always empty when the workspace is the user's own arrays."""
+    if not work.promoted:
+        return []
+    return [leaf.name for leaf, a in zip(leaves, work.arrays)
+            if a.tobytes() != leaf.array.astype(a.dtype).tobytes()]
+
+
+def choose_workspace(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],
+                     promote: bool, reset: Callable[[], None] | None
+                     ) -> tuple[Workspace, str | None, int]:
+    """Pick the arrays to perturb; promote float32/float16 to float64 when the forward allows.
+
+    Returns the workspace, a note for the report, and how many probe evaluations were spent.
+    """
+    low = [leaf.name for leaf in leaves if leaf.array.dtype in (np.float32, np.float16)]
+    user = user_workspace(params, leaves)
+    if not low:
+        return user, None, 0
+    names = ", ".join(low)
+    if not promote:
+        return user, (f"params {names} are low precision and promote=False: the numerics ran "
+                      "in their precision, so the tolerance is looser and some entries may be "
+                      "inconclusive."), 0
+    work = promoted_workspace(params, leaves, np.float64)
+    if reset is not None:
+        reset()
+    try:
+        dt = loss_dtype(forward(work.tree))
+    except Exception:
+        dt = None
+    if dt == np.float64:
+        return work, (f"params {names} are low precision: the numerical gradient was computed "
+                      "in float64 (promote=False turns this off), and the tolerance follows "
+                      "the analytic gradient's dtype."), 1
+    return user, (f"params {names} are low precision and the forward does not compute in "
+                  "float64, so the numerics ran in low precision; some entries may be "
+                  "inconclusive."), 1
+
+
+class ParamsGuard:
+    """Snapshot the user's arrays on entry; on exit restore them bit for bit and, when the
+    check itself did not raise, refuse a forward that modified them.
+
+    ``moved()`` names the leaves whose bytes differ from the snapshot (NaN-safe, bit exact).
+    """
+
+    def __init__(self, leaves: list[trees.Leaf]) -> None:
+        self.leaves = leaves
+        self.snapshot: list[np.ndarray] = []
+
+    def __enter__(self) -> ParamsGuard:
+        self.snapshot = [leaf.array.copy() for leaf in self.leaves]
+        return self
+
+    def moved(self) -> list[str]:
+        return [leaf.name for leaf, snap in zip(self.leaves, self.snapshot)
+                if leaf.array.shape != snap.shape or leaf.array.tobytes() != snap.tobytes()]
+
+    def restore(self) -> None:
+        for leaf, snap in zip(self.leaves, self.snapshot):
+            if leaf.array.tobytes() != snap.tobytes():
+                leaf.array[...] = snap
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        moved = self.moved()
+        self.restore()
+        if moved and kind is None:
+            raise InputError(f"the forward modified the parameter(s) {', '.join(moved)} in "
+                             "place during the check; it must not change params. They have "
+                             "been restored.")
