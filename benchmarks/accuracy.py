@@ -37,7 +37,7 @@ class Problem:
 def problems() -> list[Problem]:
     rng = np.random.default_rng(0)
     out = []
-    # 1. The seed's RNN; exact = the analytic BPTT gradient (cross-checked below by complex step).
+    # 1. The lecture's RNN; exact = the analytic BPTT gradient (cross-checked by complex step).
     p = rnn.make_problem()
     names = list(p.params)
     shapes = [p.params[k].shape for k in names]

@@ -1,7 +1,7 @@
-"""Speed and scale of gradient checking on the seed's RNN (issue 5): one run, one machine.
+"""Speed and scale of gradient checking on the lecture's RNN (issue 5): one run, one machine.
 
 Rows: wall time, loss evaluations and overhead ratio (wall / (evaluations × one forward)) for
-gradcheck elementwise (serial), the seed's copy-per-element loop, ``torch.autograd.gradcheck``
+gradcheck elementwise (serial), the lecture's copy-per-element loop, ``torch.autograd.gradcheck``
 slow and fast mode on the torch twin of the same model, gradcheck through its PyTorch adapter,
 directional mode (correct model, then one and five planted bad elements), the batched
 forward, two worker processes and a Dask LocalCluster (on a forward of ≥ 10 ms). Then the
@@ -107,7 +107,7 @@ def gradcheck_row(what: str, problem, fb=None, repeat: int = 1, **options
 
 
 def seed_loop(problem) -> Row:
-    """The seed's algorithm: two full copies of the tensor per element (np.copy), a new params
+    """The lecture's algorithm: two full copies of the tensor per element (np.copy), a new params
     dict per perturbation, forward, relative error against 1e-5 (seed §3)."""
     params = problem.params
     _, grads = problem.forward_backward(params)

@@ -1,10 +1,10 @@
-"""False alarms and missed bugs: the seed's plain algorithm vs gradcheck at defaults.
+"""False alarms and missed bugs: the lecture's plain algorithm vs gradcheck at defaults.
 
 The suite: every model of ``gradcheck.examples.zoo.MODELS``, the RNN demo with each of its bug
 variants (``gradcheck.examples.rnn``), and every layer of ``gradcheck.examples.layers`` with each
 of its bug variants (checked as ``L = Σ out ⊙ dout`` for a fixed random ``dout``).
 
-* **plain** is the seed's §3 algorithm as written: central differences with ``h = 1e-5`` on
+* **plain** is the lecture's §3 algorithm as written: central differences with ``h = 1e-5`` on
   every entry, alarm when ``|a - n| / max(1e-10, |a|, |n|) > 1e-5``, no re-seeding.
 * **gradcheck** is ``gradcheck.check(forward, forward_backward, params)`` at its defaults;
   models that draw from numpy's global RNG (dropout) get ``seed=model.needs_seed``.
@@ -38,7 +38,7 @@ from gradcheck.examples.suite import (  # noqa: E402
 def render(rows: list[Row]) -> str:
     groups = ["zoo", "rnn", "layers"]
     lines = ["## Zoo suite: false alarms and missed bugs (`benchmarks/zoo_suite.py`)", "",
-             "plain = the seed's algorithm as written (central h=1e-5, "
+             "plain = the lecture's algorithm as written (central h=1e-5, "
              "|a-n|/max(1e-10,|a|,|n|) > 1e-5 on every entry, no seeding); gradcheck = "
              "`gc.check` at defaults (dropout models get `seed=`).", "",
              "| suite | models | correct | buggy | plain false alarms | plain missed | "

@@ -1,4 +1,4 @@
-"""The core checker: schemes, error measures, trees, exact restore, the seed's API."""
+"""The core checker: schemes, error measures, trees, exact restore, the lecture's API."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     seed : re-seed numpy, ``random`` and torch before every evaluation (dropout); f(θ) is
         evaluated twice first, and a forward that still differs gets no gradient verdict.
     reset : a callable run before every evaluation, for any other random state.
-    loss_scale : multiply the loss (and the gradients) by this constant, the seed's remedy for
+    loss_scale : multiply the loss (and the gradients) by this constant, the lecture's remedy for
         gradients too small to resolve.
     second_look : re-examine entries the first estimate cannot settle (default True): would-be
         failures at smaller steps with a kink test (:mod:`gradcheck.judge.kinks`), inconclusive

@@ -1,4 +1,4 @@
-"""The seed's own interface: ``grad_check`` that prints alerts, and ``numerical_gradient``."""
+"""The lecture's own interface: ``grad_check`` that prints alerts, and ``numerical_gradient``."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from gradcheck.report.results import EntryResult, Report
 
 
 def print_alert(entry: EntryResult, tol: float, file: TextIO | None = None) -> None:
-    """One line per mismatching element, in the spirit of the seed's ``print_alert``."""
+    """One line per mismatching element, in the spirit of the lecture's ``print_alert``."""
     print(f"ALERT {entry.name}: analytic {entry.analytic:.6e} numeric {entry.numeric:.6e} "
           f"error {entry.error:.2e} > tol {tol:g}", file=file or sys.stdout)
 
 
 def grad_check(forward_f: Callable[[Any], Any], forward_backward_f: Callable[[Any], Any],
                theta: Any, h: float = 1e-5, tol: float = 1e-5, **options: Any) -> Report:
-    """The seed's ``grad_check(forward_f, forward_backward_f, theta, h, tol)`` (§3).
+    """The lecture's ``grad_check(forward_f, forward_backward_f, theta, h, tol)`` (§3).
 
     Checks every entry with central differences, prints an alert for every entry that fails,
     and returns the :class:`~gradcheck.report.results.Report` (which also holds the inconclusive and
-    kink entries the seed's version could not tell apart).
+    kink entries the lecture's version could not tell apart).
     """
     report = check(forward_f, forward_backward_f, theta, h=h, tol=tol, **options)
     for entry in report.entries("FAIL"):

@@ -86,7 +86,7 @@ class Monitor:
     sample : entries per tensor (int) or fraction (float) per spot check; edges are always
         included, and the other entries change from check to check (``sample_seed`` is
         ``seed_base + step``), so over a run many entries get looked at.
-    start : first step at which to check (the seed advises against the very start).
+    start : first step at which to check (the lecture advises against the very start).
     on_fail : ``"warn"`` (a :class:`GradientAlert` warning, default), ``"raise"``
         (:class:`GradientCheckFailed`) or ``"log"`` (only the ALERT line).
     log : where the one-line logs go (default ``print``; ``None`` for silence).

@@ -1,4 +1,4 @@
-"""The seed's RNN example through the checker and the CLI (issue: core checker)."""
+"""The lecture's RNN example through the checker and the CLI (issue: core checker)."""
 
 from __future__ import annotations
 

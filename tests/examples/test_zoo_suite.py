@@ -1,6 +1,6 @@
 """gradcheck at defaults on the whole suite (zoo, RNN bug variants, reference layers):
 no false alarm, no missed bug, no inconclusive verdict on a correct model, and every bug's
-tensors named exactly. The seed's plain algorithm, for contrast, raises false alarms."""
+tensors named exactly. The lecture's plain algorithm, for contrast, raises false alarms."""
 
 from __future__ import annotations
 

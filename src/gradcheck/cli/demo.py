@@ -20,7 +20,7 @@ from gradcheck.examples.layers import LAYERS, check_reference_layer
 
 
 def cmd_demo_rnn(args: argparse.Namespace) -> int:
-    """Run the seed's RNN example (trained a few steps first) and check it."""
+    """Run the lecture's RNN example (trained a few steps first) and check it."""
     if args.list_bugs:
         width = max(len(n) for n in rnn.BUGS)
         print("Bug variants of the RNN example (use --bug NAME):")
@@ -35,7 +35,7 @@ def cmd_demo_rnn(args: argparse.Namespace) -> int:
                                batch=args.batch, train_steps=args.train_steps)
     args.batched_forward = problem.batched_forward if args.batched else None
     title = f"with bug {args.bug!r}" if args.bug else "(correct backward pass)"
-    print(f"Checking the seed's RNN example {title}: hidden={args.hidden}, "
+    print(f"Checking the lecture's RNN example {title}: hidden={args.hidden}, "
           f"seq_len={args.seq_len}, batch={args.batch}, {problem.n_params} parameters, after "
           f"{args.train_steps} SGD steps.")
     report = check(problem.forward, problem.forward_backward, problem.params,
@@ -74,7 +74,7 @@ def add_commands(sub: Any) -> None:
     """Add ``demo rnn`` and ``demo layer`` to the subcommands ``sub`` of the main parser."""
     demo = sub.add_parser("demo", help="run a built-in example")
     demo_sub = demo.add_subparsers(dest="example", parser_class=Parser)
-    rnn_cmd = demo_sub.add_parser("rnn", help="the seed's vanilla RNN (numpy, hand-written BPTT)")
+    rnn_cmd = demo_sub.add_parser("rnn", help="the lecture's vanilla RNN (numpy, hand-written BPTT)")
     rnn_cmd.add_argument("--bug", default=None, help="a bug variant (see --list-bugs)")
     rnn_cmd.add_argument("--list-bugs", action="store_true", help="list the bug variants")
     rnn_cmd.add_argument("--hidden", type=int, default=16)

@@ -70,7 +70,7 @@ class Central(Scheme):
     """Central difference ``(f(x+h) - f(x-h)) / (x₊ - x₋)``, error ``O(h²)``.
 
     Taylor: ``f(x±h) = f ± hf' + h²f''/2 ± h³f'''/6 + …``; the ``h²`` terms cancel, leaving
-    truncation ``|f'''|h²/6``. Rounding: ``noise / h``. (Seed §2; Nocedal & Wright,
+    truncation ``|f'''|h²/6``. Rounding: ``noise / h``. (the lecture §2; Nocedal & Wright,
     *Numerical Optimization*, §8.1.) The divisor is the step actually taken in the dtype.
     """
 

@@ -76,7 +76,7 @@ def nondeterminism_message(f0: float, f1: float, seeded: bool) -> str:
     if seeded:
         return head + ("seed=/reset= did not make it repeatable, so it draws from a random "
                        "source they do not reach (its own np.random.default_rng(), a data "
-                       "loader that yields a new batch per call like the seed's "
+                       "loader that yields a new batch per call like the lecture's "
                        "data.get_next(), a time-dependent value); fix the batch and pass "
                        "reset= that re-creates that generator. No gradient verdict is possible "
                        "until then.")

@@ -2,7 +2,7 @@ r"""Vanilla character RNN with hand-written BPTT and named, realistic bugs.
 
 Model
 -----
-Parameters (the seed lecture's names and shapes; ``H`` hidden units, ``V`` vocabulary size):
+Parameters (the lecture's names and shapes; ``H`` hidden units, ``V`` vocabulary size):
 
 =====  ========  ==========================
 name   shape     role
@@ -582,7 +582,7 @@ def make_problem(
     train_steps: int = 20,
     seed: int = 0,
 ) -> RNNProblem:
-    """Build the seed lecture's RNN gradient-checking problem.
+    """Build the lecture's RNN gradient-checking problem.
 
     Parameters come from ``init_params(VOCAB_SIZE, hidden, seed)`` followed by
     ``train(..., train_steps, lr=0.05, batch, seq_len, seed + 1)`` with the correct gradient

@@ -124,7 +124,7 @@ def all_cases() -> list[Case]:
 
 
 def plain_alarm(case: Case) -> tuple[bool, set[str]]:
-    """The seed's §3 check, literally: alarm if any entry's relative error exceeds 1e-5."""
+    """The lecture's §3 check, literally: alarm if any entry's relative error exceeds 1e-5."""
     _, grads = _loss_and_grads(case.forward_backward(case.params))
     leaves = trees.flatten(case.params)
     aligned = trees.align(case.params, grads)

@@ -2,7 +2,7 @@
 
 ReLU, leaky ReLU, max, max-pooling, ``abs``, L1 and hinge losses are not differentiable
 everywhere. When a kink lies between ``x - h`` and ``x + h`` the central difference averages
-the two slopes and disagrees with a perfectly good analytic gradient. The seed's remedies are
+the two slopes and disagrees with a perfectly good analytic gradient. The lecture's remedies are
 "a smaller h" and "detect that case and ignore it"; this module does both, without ignoring
 real bugs:
 

@@ -1,6 +1,6 @@
 """Entry verdicts: pass, FAIL, kink, inconclusive or skipped, from an estimate and its error bar.
 
-The seed's test is ``error(a, n) > tol``. Used alone it lies in both directions: it passes NaN
+The lecture's test is ``error(a, n) > tol``. Used alone it lies in both directions: it passes NaN
 (``nan > tol`` is False), fails entries whose true gradient is zero (analytic 1e-17, numeric
 1e-10) and fails correct float32 models. Here an entry FAILs only when the disagreement
 exceeds the tolerance, is not negligible at its tensor's gradient scale, and exceeds what the
