@@ -74,7 +74,8 @@ def add_commands(sub: Any) -> None:
     """Add ``demo rnn`` and ``demo layer`` to the subcommands ``sub`` of the main parser."""
     demo = sub.add_parser("demo", help="run a built-in example")
     demo_sub = demo.add_subparsers(dest="example", parser_class=Parser)
-    rnn_cmd = demo_sub.add_parser("rnn", help="the lecture's vanilla RNN (numpy, hand-written BPTT)")
+    rnn_cmd = demo_sub.add_parser("rnn", help="the lecture's vanilla RNN (numpy, hand-written "
+                                  "BPTT)")
     rnn_cmd.add_argument("--bug", default=None, help="a bug variant (see --list-bugs)")
     rnn_cmd.add_argument("--list-bugs", action="store_true", help="list the bug variants")
     rnn_cmd.add_argument("--hidden", type=int, default=16)
