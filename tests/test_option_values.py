@@ -3,8 +3,6 @@ the user's params the same objects, bit-identical, afterwards (nothing lost)."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
