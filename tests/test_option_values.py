@@ -122,9 +122,16 @@ def test_unknown_sample_key_names_the_tensors() -> None:
     assert "sample" in msg
 
 
-def test_infinite_loss_scale_is_blamed_on_loss_scale() -> None:
-    msg = refuse(InputError, ["loss_scale="], loss_scale=1e308)
-    assert "forward and the data" not in msg
+def test_overflowing_loss_scale_is_blamed_on_loss_scale() -> None:
+    params = make_params()
+    before = snapshot(params)
+    with pytest.raises(InputError) as info:
+        gc.check(lambda p: 1e10 * forward(p), lambda p: {k: 1e10 * v for k, v in
+                                                         grads(p).items()},
+                 params, loss_scale=1e300)
+    assert_untouched(params, before)
+    assert_one_sentence(str(info.value), "loss_scale=")
+    assert "forward and the data" not in str(info.value)
 
 
 # ----------------------------------------------------------------- what forward_backward returns
