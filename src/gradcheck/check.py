@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck import validate
 from gradcheck.diagnose.attach import attach_diagnoses
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.estimate import complex_safety
 from gradcheck.estimate.complex_safety import SchemeChoice
 from gradcheck.estimate.noise import noise_level
+from gradcheck.evaluate import parallel
 from gradcheck.evaluate.base import Evaluator
 from gradcheck.evaluate.choose import make_evaluator, scaled
 from gradcheck.evaluate.progress import make_progress
@@ -100,9 +102,12 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     plan = make_plan(options)
     leaves = trees.flatten(params)
     trees.validate_leaves(leaves)
+    names = [leaf.name for leaf in leaves]
+    validate.sample_keys(plan.sample, names)
     reset = make_reset(plan.seed, plan.reset)
     log = Log()
-    with ParamsGuard(leaves) as guard, ExitStack() as opened:
+    log.note(non_finite_note(leaves))
+    with ParamsGuard(leaves, params) as guard, ExitStack() as opened:
         analytic = analytic_gradients(forward_backward, params, leaves, reset)
         trees.check_structure(params, leaves, "forward_backward")
         log.notes += precision_notes(leaves, analytic.grads) + tolerance_note(analytic.grads,
@@ -116,19 +121,25 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         progress = make_progress(plan.progress, expected_evaluations(leaves, plan))
         if progress is not None:
             opened.callback(progress.close)
-        names = [leaf.name for leaf in leaves]
         base_only = plan.scheme.is_complex and plan.mode == "elementwise"
         evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
                                                    serial=base_only), progress)
+        clock = time.perf_counter()
         f0, f0_again = evaluator.base(), evaluator.base()
+        serially = _serially(plan, (time.perf_counter() - clock) / 2 *
+                             expected_evaluations(leaves, plan), log)
+        if serially and not base_only:  # workers=N on a short check: a pool costs more
+            probes += evaluator.count
+            evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
+                                                       parallel=False), progress)
         trees.check_structure(work.tree, work.leaves(leaves), "forward")
         moved = guard.moved() or workspace_changed(work, leaves)
         if moved:
             raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place; "
                              "it must not change params (compute into new arrays).")
         if not np.isfinite(f0):
-            raise ForwardError(f"The loss at the given params is {f0}; a gradient check needs a "
-                               "finite loss — check the forward and the data.")
+            raise non_finite_loss(f0, leaves, plan.loss_scale,
+                                  lambda: _unscaled_loss(forward, work.tree, reset))
         jitter = nondeterminism_is_rounding(f0, f0_again, evaluator.loss_dtype)
         if jitter:
             log.note(f"Two calls of the forward at the same params differ by "
@@ -152,7 +163,8 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         if choice.scheme.is_complex:
             cwork = promoted_workspace(params, leaves, np.complex128)
             numeric = _opened(opened, make_evaluator(forward, cwork, names, plan, reset,
-                                                     complex_mode=True), progress)
+                                                     complex_mode=True,
+                                                     parallel=not serially), progress)
         rescue = None
         if choice.rescue:
             rwork = promoted_workspace(params, leaves, np.complex128)
@@ -204,6 +216,56 @@ def _opened(opened: ExitStack, evaluator: Evaluator, progress: Any) -> Evaluator
     opened.callback(evaluator.close)
     evaluator.progress = progress
     return evaluator
+
+
+def _serially(plan: Plan, predicted: float, log: Log) -> bool:
+    """Whether ``workers=N`` should give way to a serial check: below
+    :data:`~gradcheck.evaluate.parallel.SERIAL_BELOW` seconds of predicted work, starting the
+    pool and shipping the problem cost more than they save (the report says so)."""
+    if plan.workers is None or predicted >= parallel.SERIAL_BELOW:
+        return False
+    log.note(f"The check ran serially, not on workers={plan.workers}: it was predicted to take "
+             f"{predicted:.2g} s, less than starting worker processes costs.")
+    return True
+
+
+def non_finite_note(leaves: list[trees.Leaf]) -> str | None:
+    """A note naming parameter entries that are NaN or ±inf: they cannot be moved by a step,
+    so an elementwise check leaves them out."""
+    bad = trees.non_finite_entries(leaves)
+    if not bad:
+        return None
+    return (f"The params hold non-finite entries ({', '.join(bad[:5])}"
+            f"{', …' if len(bad) > 5 else ''}); they cannot be moved by a step and were not "
+            "checked.")
+
+
+def non_finite_loss(f0: float, leaves: list[trees.Leaf], loss_scale: float,
+                    unscaled: Callable[[], float]) -> Exception:
+    """The error for a non-finite loss at θ: name the non-finite parameter entries when there
+    are any, blame ``loss_scale`` when the loss without it (``unscaled()``) is finite, else
+    the forward."""
+    bad = trees.non_finite_entries(leaves)
+    if bad:
+        return InputError(f"The loss at the given params is {f0} and the params hold "
+                          f"non-finite entries ({', '.join(bad[:3])}"
+                          f"{', …' if len(bad) > 3 else ''}); give finite parameters.")
+    if loss_scale != 1.0 and np.isfinite(unscaled()):
+        return InputError(f"loss_scale={loss_scale!r} makes the loss {f0}; choose a smaller "
+                          "loss_scale (the loss times loss_scale must stay finite).")
+    return ForwardError(f"The loss at the given params is {f0}; a gradient check needs a "
+                        "finite loss — check the forward and the data.")
+
+
+def _unscaled_loss(forward: Callable[[Any], Any], tree: Any,
+                   reset: Callable[[], None] | None) -> float:
+    """The loss without ``loss_scale`` (only to tell whose fault a non-finite loss is)."""
+    if reset is not None:
+        reset()
+    try:
+        return float(np.real(forward(tree)))
+    except Exception:  # noqa: BLE001 - any failure: not evidence that loss_scale overflowed
+        return float("nan")
 
 
 def expected_evaluations(leaves: list[trees.Leaf], plan: Plan) -> int:

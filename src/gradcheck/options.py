@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
-
+from gradcheck import validate
 from gradcheck.errors import InputError
 from gradcheck.estimate.schemes import AUTO_REAL, Scheme, get_scheme
 
 #: Keys of ``context=``: facts about the model that let the diagnosis name a bug.
 CONTEXT_KEYS = ("batch_size", "seq_len", "time_axis", "repeated_rows")
 MODES = ("elementwise", "directional")
+#: The values of ``method=``: every scheme, and ``auto``.
+METHODS = ("central", "forward", "backward", "central4", "richardson", "complex", "auto")
 
 
 @dataclass(frozen=True)
@@ -74,58 +75,66 @@ OPTION_NAMES = tuple(f.name for f in fields(Plan) if f.name != "scheme")
 def make_plan(options: dict[str, Any]) -> Plan:
     """Validate keyword options of :func:`gradcheck.check` into a :class:`Plan`.
 
-    Raises TypeError for a misspelt option name and :class:`InputError` for a bad value, each
-    with one sentence saying what to pass instead.
+    Raises TypeError for a misspelt option name (naming the closest valid one) and
+    :class:`InputError` for a bad value, each with one sentence saying what to pass instead.
+    Numpy scalars are accepted wherever a number is (``h=np.float32(1e-3)``,
+    ``workers=np.int64(2)``) and stored as Python numbers; booleans are not numbers here.
     """
-    unknown = sorted(set(options) - set(OPTION_NAMES))
-    if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid options are "
-                        f"{', '.join(sorted(OPTION_NAMES))}.")
+    message = validate.unknown_names(options, OPTION_NAMES)
+    if message:
+        raise TypeError(message)
     given = {**{f.name: f.default for f in fields(Plan) if f.name != "scheme"}, **options}
-    method, h = given["method"], given["h"]
+    method = validate.choice("method", given["method"], METHODS, "one of " + ", ".join(METHODS))
+    h = given["h"]
     if method == "auto" and h not in (None, "auto"):
         raise InputError(f"h={h!r} with method='auto': auto chooses the scheme and its "
                          "step; leave h unset or pick a method such as 'central'.")
     scheme = get_scheme(AUTO_REAL if method == "auto" else method)
     if h is None:
         given["h"] = scheme.default_h
-    elif h != "auto" and not (isinstance(h, (int, float)) and np.isfinite(h) and h > 0):
-        raise InputError(f"h={h!r} must be a positive number such as 1e-5.")
-    tol = given["tol"]
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise InputError(f"tol={tol!r} must be a positive number such as 1e-5.")
-    if given["measure"] not in ("relative", "absolute"):
-        raise InputError(f"measure={given['measure']!r}: choose 'relative' or 'absolute'.")
-    if given["denominator"] not in ("max", "abs_analytic", "sum"):
-        raise InputError(f"denominator={given['denominator']!r}: choose 'max' (max(|a|,|n|)), "
-                         "'abs_analytic' (|a|) or 'sum' (|a|+|n|).")
-    scale = given["loss_scale"]
-    if not (isinstance(scale, (int, float)) and scale > 0):
-        raise InputError(f"loss_scale={scale!r} must be a positive number.")
+    elif not (isinstance(h, str) and h == "auto"):
+        if isinstance(h, str):
+            raise InputError(f"h={h!r} must be a finite positive number such as 1e-5, or "
+                             "'auto'.")
+        given["h"] = validate.positive_number("h", h, "1e-5")
+    given["tol"] = validate.positive_number("tol", given["tol"], "1e-5")
+    given["floor"] = validate.non_negative_number("floor", given["floor"], "1e-8")
+    given["loss_scale"] = validate.positive_number("loss_scale", given["loss_scale"], "1e3")
+    validate.choice("measure", given["measure"], ("relative", "absolute"))
+    validate.choice("denominator", given["denominator"], ("max", "abs_analytic", "sum"),
+                    "'max' (max(|a|,|n|)), 'abs_analytic' (|a|) or 'sum' (|a|+|n|)")
+    for name in ("relative_step", "promote", "progress", "second_look", "diagnose"):
+        given[name] = validate.flag(name, given[name])
+    given["sample"] = validate.sample(given["sample"])
+    given["sample_seed"] = validate.seed("sample_seed", given["sample_seed"])
+    if given["seed"] is not None:
+        given["seed"] = validate.seed("seed", given["seed"])
+    if given["reset"] is not None and not callable(given["reset"]):
+        raise InputError(f"reset={given['reset']!r} is not callable; pass a function that "
+                         "resets your random state, or use seed=.")
     _validate_speed_options(given)
     _validate_context(given["context"])
     return Plan(**given, scheme=scheme)
 
 
 def _validate_speed_options(o: dict[str, Any]) -> None:
-    """Checks of mode, batched_forward, batch_size, executor and workers."""
-    if o["mode"] not in MODES:
-        raise InputError(f"mode={o['mode']!r}: choose 'elementwise' (every entry, default) or "
-                         "'directional' (one random direction per tensor, then localise).")
-    batched, batch_size, workers = o["batched_forward"], o["batch_size"], o["workers"]
-    executor = o["executor"]
+    """Checks of mode, batched_forward, batch_size, executor and workers (normalised in
+    place: numpy integers become ints)."""
+    validate.choice("mode", o["mode"], MODES, "'elementwise' (every entry, default) or "
+                    "'directional' (one random direction per tensor, then localise)")
+    batched, executor = o["batched_forward"], o["executor"]
     if batched is not None and not callable(batched):
         raise InputError(f"batched_forward={batched!r} is not callable; pass a "
                          "function of stacked params that returns a vector of losses.")
-    if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
-        raise InputError(f"batch_size={batch_size!r} must be a positive integer such as 64.")
-    if workers is not None and not (isinstance(workers, int) and workers >= 1):
-        raise InputError(f"workers={workers!r} must be a positive integer such as 2.")
+    if o["batch_size"] is not None:
+        o["batch_size"] = validate.positive_int("batch_size", o["batch_size"], "64")
+    if o["workers"] is not None:
+        o["workers"] = validate.positive_int("workers", o["workers"], "2")
     if executor is not None and not hasattr(executor, "submit"):
         raise InputError(f"executor={executor!r} has no submit(); pass a "
                          "concurrent.futures.Executor such as ProcessPoolExecutor() or a "
                          "Dask client.get_executor().")
-    if executor is not None and workers is not None:
+    if executor is not None and o["workers"] is not None:
         raise InputError("pass either executor= or workers=, not both (workers=N starts a "
                          "local process pool).")
 

@@ -11,6 +11,7 @@ from problems import cubic, cubic_grad
 
 import gradcheck as gc
 from gradcheck.errors import ForwardError, InputError
+from gradcheck.evaluate import parallel
 from gradcheck.evaluate.parallel import ExecutorEvaluator, chunks, start_method
 from gradcheck.examples import rnn
 
@@ -20,6 +21,12 @@ try:  # workers started by Dask import modules afresh: send this test module's f
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
 except ImportError:  # pragma: no cover
     pass
+
+
+@pytest.fixture(autouse=True)
+def always_use_the_pool(monkeypatch) -> None:
+    """These checks are short: without this they would run serially (and say so)."""
+    monkeypatch.setattr(parallel, "SERIAL_BELOW", 0.0)
 
 
 def same_report(a, b) -> None:

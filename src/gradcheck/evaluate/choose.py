@@ -22,12 +22,13 @@ def scaled(forward: Callable[[Any], Any], scale: float) -> Callable[[Any], Any]:
 
 def make_evaluator(forward: Callable[[Any], Any], work: Workspace, names: list[str],
                    plan: Plan, reset: Callable[[], None] | None, complex_mode: bool = False,
-                   serial: bool = False) -> Evaluator:
+                   serial: bool = False, parallel: bool = True) -> Evaluator:
     """The evaluator of ``forward`` on ``work`` that ``plan`` asks for.
 
     ``executor=``/``workers=`` give an :class:`ExecutorEvaluator`, ``batched_forward=`` a
     :class:`BatchedEvaluator`, otherwise (or with ``serial=True``) a :class:`SerialEvaluator`.
-    ``complex_mode`` evaluates complex perturbations (the complex step).
+    ``complex_mode`` evaluates complex perturbations (the complex step); ``parallel=False``
+    ignores ``executor=``/``workers=`` (a check too short to gain from them).
     """
     fwd = scaled(forward, plan.loss_scale)
     batched = plan.batched_forward
@@ -35,7 +36,7 @@ def make_evaluator(forward: Callable[[Any], Any], work: Workspace, names: list[s
         batched = scaled(batched, plan.loss_scale)
     if serial:
         return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode)
-    if plan.executor is not None or plan.workers is not None:
+    if parallel and (plan.executor is not None or plan.workers is not None):
         return ExecutorEvaluator(plan.executor, fwd, work.tree, work.arrays, names, plan.seed,
                                  plan.reset, complex_mode, plan.workers, batched,
                                  plan.batch_size)

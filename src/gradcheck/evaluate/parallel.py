@@ -25,12 +25,15 @@ every evaluation in the workers too. A worker's exception comes back as the forw
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 import pickle
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,9 @@ MISSING = "__gradcheck_missing_problem__"
 TASKS_PER_WORKER = 4
 #: Problems cached per worker process (older ones are dropped to free memory).
 CACHE_SIZE = 2
+#: ``workers=N`` runs the check serially when it is predicted to take less than this (s):
+#: starting a pool and shipping the problem costs more than it saves below about a second.
+SERIAL_BELOW = 1.0
 
 _CACHE: dict[str, bytes] = {}      # token -> payload, per worker process
 _LOCAL = threading.local()          # token -> evaluator, per thread (in-place perturbation
@@ -87,8 +93,9 @@ def dumps(obj: Any) -> bytes:
     return optional_import("cloudpickle", "workers=").dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def install(token: str, payload: bytes) -> None:
-    """Worker side: keep the problem's bytes under ``token`` (the last CACHE_SIZE ones)."""
+def install(token: str, payload: bytes | Problem) -> None:
+    """Worker side: keep the problem's bytes under ``token`` (the last CACHE_SIZE ones); a
+    forked worker receives the :class:`Problem` itself (inherited, never pickled)."""
     if token in _CACHE:
         return
     while len(_CACHE) >= CACHE_SIZE:
@@ -104,7 +111,9 @@ def worker_evaluator(token: str) -> Any:
     if token not in mine:
         for old in [k for k in mine if k not in _CACHE]:
             del mine[old]
-        mine[token] = pickle.loads(_CACHE[token]).evaluator()
+        payload = _CACHE[token]
+        problem = payload if isinstance(payload, Problem) else pickle.loads(payload)
+        mine[token] = problem.evaluator()
     return mine[token]
 
 
@@ -120,10 +129,16 @@ def run_task(token: str, payload: bytes | None, kind: str, args: Any) -> Any:
         install(token, payload)
     evaluator = worker_evaluator(token)
     before = evaluator.count
-    if kind == "entries":
-        losses = evaluator.entries(*args)
-    else:
-        losses = evaluator.directions(args)
+    try:
+        if kind == "entries":
+            losses = evaluator.entries(*args)
+        else:
+            losses = evaluator.directions(args)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # A BaseException kills a threaded worker (Dask) without an answer, and the check
+        # would wait forever: send it back as an ordinary error.
+        raise ForwardError(f"forward raised {type(exc).__name__} in a worker; the check was "
+                           "stopped.") from None
     return losses, evaluator.count - before
 
 
@@ -142,15 +157,15 @@ def executor_workers(executor: Executor) -> int:
 
 
 def start_method() -> Any:
-    """``fork`` (fast: the workers inherit the imported modules) when it is safe, else
-    ``forkserver``: forking a process that runs other threads — JAX's and torch's thread
-    pools, a Dask client — can deadlock the child (Python warns about it since 3.12).
-    Platforms without fork use their default (spawn)."""
-    import multiprocessing as mp
-    import sys
-
+    """``fork`` (fast: the workers inherit the imported modules and the problem itself, so
+    closures and lambdas need no pickling) when it is safe, else ``forkserver``: forking a
+    process that runs other Python threads — JAX's, a Dask client's — can deadlock the child
+    (Python warns about it since 3.12). torch's native thread pools are re-created after a
+    fork, as its DataLoader relies on. Platforms without fork use their default (spawn)."""
     methods = mp.get_all_start_methods()
-    threaded = threading.active_count() > 1 or any(m in sys.modules for m in ("jax", "torch"))
+    # torch re-creates its own thread pools after a fork (its DataLoader forks too); JAX's
+    # threads and other Python threads are not safe to fork.
+    threaded = threading.active_count() > 1 or "jax" in sys.modules
     if "fork" in methods and not threaded:
         return mp.get_context("fork")
     if "forkserver" in methods:
@@ -193,18 +208,21 @@ class ExecutorEvaluator:
         self.token = uuid.uuid4().hex
         problem = Problem(forward, tree, names, seed, reset, complex_mode, batched_forward,
                           batch_size)
+        self.owned = executor is None
+        self.context = start_method() if self.owned else None
+        forked = self.context is not None and self.context.get_start_method() == "fork"
         try:
-            self.payload = dumps(problem)
+            # a forked worker inherits the problem: closures and lambdas need no pickling
+            self.payload = problem if forked else dumps(problem)
         except Exception as exc:
             raise InputError(f"The forward or the params cannot be sent to worker processes "
                              f"({type(exc).__name__}: {exc}); define the forward at module "
                              "level (or install cloudpickle), or check without executor= and "
                              "workers=.") from exc
-        self.owned = executor is None
         if executor is None:
             if not (isinstance(workers, int) and workers >= 1):
                 raise InputError(f"workers={workers!r} must be a positive integer such as 2.")
-            executor = ProcessPoolExecutor(workers, mp_context=start_method(),
+            executor = ProcessPoolExecutor(workers, mp_context=self.context,
                                            initializer=install,
                                            initargs=(self.token, self.payload))
         self.executor = executor
@@ -293,14 +311,28 @@ class ExecutorEvaluator:
                 future.cancel()
         return [r for r in results if r is not None]
 
-    @staticmethod
-    def _result(future: Future) -> Any:
+    def _result(self, future: Future) -> Any:
         try:
             return future.result()
         except GradcheckError:
             raise
         except Exception as exc:
+            if _unguarded_script(self.context, exc):
+                raise ForwardError(
+                    "The worker processes died while starting: they re-import your script, "
+                    "which starts the check again — put the check under "
+                    "`if __name__ == \"__main__\":` (or run it without workers=).") from exc
             raise ForwardError(f"A worker failed with {type(exc).__name__}: {exc}; the forward "
                                "may have crashed the worker (memory, a native library) — run "
                                "the check without executor= or workers= to see the error "
                                "directly.") from exc
+
+
+def _unguarded_script(context: Any, exc: BaseException) -> bool:
+    """A pool started by spawn/forkserver broke while the main module is a script: the usual
+    cause is a script without an ``if __name__ == "__main__":`` guard (its workers re-run it,
+    and the check inside tries to start processes while the worker is still starting)."""
+    if context is None or context.get_start_method() == "fork":
+        return False
+    main = sys.modules.get("__main__")
+    return isinstance(exc, BrokenProcessPool) and bool(getattr(main, "__file__", None))

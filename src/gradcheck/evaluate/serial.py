@@ -99,7 +99,7 @@ class SerialEvaluator:
                     value = values[i, k]
                     arr[index] = value
                     out[i, k] = call((leaf, index, value))
-                    if not arr[index] == value:   # the restore below would hide the write
+                    if not (arr[index] == value or value != value):  # NaN: cannot tell
                         self._moved_in_place(leaf, index, value, arr[index])
             finally:
                 arr[index] = saved

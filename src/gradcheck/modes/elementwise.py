@@ -28,8 +28,15 @@ from gradcheck.report.results import TensorReport
 def run(state: Run) -> list[TensorReport]:
     """Check the entries ``plan.sample`` selects in every tensor (all by default)."""
     rng = np.random.default_rng(state.plan.sample_seed)
-    return [check_entries(state, i, select(leaf.shape, state.plan.sample, rng, leaf.name))
+    return [check_entries(state, i, finite(leaf, select(leaf.shape, state.plan.sample, rng,
+                                                        leaf.name)))
             for i, leaf in enumerate(state.leaves)]
+
+
+def finite(leaf: Leaf, idx: np.ndarray) -> np.ndarray:
+    """The entries of ``idx`` whose value is finite: a NaN or ±inf entry cannot be moved by a
+    step (the check's notes name them)."""
+    return idx[np.isfinite(leaf.array.reshape(-1)[idx])]
 
 
 def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:

@@ -34,6 +34,7 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
                            "check again.") from exc
     trees.check_structure(params, leaves, "forward_backward")
     loss = None
+    _refuse_swapped_or_reversed(out, params)
     if _is_loss_and_grads(out, params):
         loss, out = loss_value(out[0], "as the loss of forward_backward"), out[1]
     grads = trees.align(params, out, "the gradients returned by forward_backward")
@@ -65,15 +66,41 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
     return Analytic(loss, arrays)
 
 
-def _is_loss_and_grads(out: Any, params: Any) -> bool:
-    """``(loss, grads)`` rather than grads: a pair whose first item is a number — unless the
-    params are themselves a pair starting with a 0-d array (then it is ambiguous; grads win)."""
-    if not (isinstance(out, tuple) and len(out) == 2):
+def _is_number(x: Any) -> bool:
+    """A scalar or a one-element array of numbers (``np.array([loss])``, ``loss.reshape(1)``)."""
+    if x is None or isinstance(x, (dict, list, tuple, str, bytes)):
         return False
-    if isinstance(out[0], (dict, list, tuple)) or np.ndim(out[0]) != 0:
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except Exception:  # noqa: BLE001 - anything numpy cannot read is not a number
+        return False
+    return arr.size == 1 and arr.ndim <= 1 and np.issubdtype(arr.dtype, np.number)
+
+
+def _is_loss_and_grads(out: Any, params: Any) -> bool:
+    """``(loss, grads)`` rather than grads: a pair whose first item is a number (a scalar or a
+    one-element array) — unless the params are themselves a pair whose first leaf is shaped
+    like that item (then it is ambiguous; grads win)."""
+    if not (isinstance(out, tuple) and len(out) == 2) or not _is_number(out[0]):
         return False
     return not (isinstance(params, (list, tuple)) and len(params) == 2
-                and np.ndim(params[0]) == 0)
+                and np.shape(params[0]) == np.shape(out[0]))
+
+
+def _refuse_swapped_or_reversed(out: Any, params: Any) -> None:
+    """Name the two usual mix-ups: forward and forward_backward passed in the wrong order (a
+    number where gradients belong), and ``(grads, loss)`` instead of ``(loss, grads)``."""
+    if _is_number(out) and not (isinstance(params, np.ndarray) and params.size == 1):
+        raise InputError("forward_backward returned a single number, not gradients: forward "
+                         "and forward_backward look swapped; call check(forward, "
+                         "forward_backward, params).")
+    if (isinstance(out, tuple) and len(out) == 2 and _is_number(out[1])
+            and not _is_number(out[0])
+            and not (isinstance(params, (list, tuple)) and len(params) == 2)):
+        raise InputError("forward_backward returned (grads, loss); return (loss, grads) or "
+                         "the gradients alone.")
 
 
 def precision_notes(leaves: list[trees.Leaf], grads: list[np.ndarray]) -> list[str]:

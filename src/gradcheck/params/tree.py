@@ -16,6 +16,8 @@ import numpy as np
 from gradcheck.errors import InputError
 
 ROOT_NAME = "params"
+#: Deepest nesting of containers accepted in a params tree (Python's recursion limit is 1000).
+MAX_DEPTH = 200
 
 
 @dataclass
@@ -60,7 +62,13 @@ def _join(prefix: str, key: Any) -> str:
 
 
 def _walk(node: Any, prefix: str, path: tuple[Any, ...]) -> Iterator[Leaf]:
-    if isinstance(node, dict):
+    if len(path) > MAX_DEPTH:
+        raise InputError(f"params are nested more than {MAX_DEPTH} containers deep (at "
+                         f"'{prefix[:60]}…'); pass a flatter dict or list of arrays.")
+    if isinstance(node, (list, tuple)) and node and all(
+            isinstance(v, (int, float, complex, np.number)) for v in node):
+        yield Leaf(prefix or ROOT_NAME, path, node)  # a list of numbers: refused by name
+    elif isinstance(node, dict):
         for key, value in node.items():
             yield from _walk(value, _join(prefix, key), path + (key,))
     elif isinstance(node, (list, tuple)):
@@ -115,9 +123,11 @@ def _align(p: Any, g: Any, prefix: str, what: str) -> Iterator[tuple[str, Any]]:
         extra = [k for k in g if k not in p]
         if missing:
             names = ", ".join(repr(_join(prefix, k)) for k in missing)
+            got = (f" (they have {', '.join(repr(_join(prefix, k)) for k in extra)} instead)"
+                   if extra else "")
             raise InputError(
-                f"{what} are missing the tensor(s) {names}; return a gradient for every "
-                "parameter (zeros if it does not affect the loss)."
+                f"{what} are missing the tensor(s) {names}{got}; return a gradient for every "
+                "parameter under its name in params (zeros if it does not affect the loss)."
             )
         if extra:
             names = ", ".join(repr(_join(prefix, k)) for k in extra)
@@ -149,9 +159,16 @@ def validate_leaves(leaves: list[Leaf]) -> None:
         a = leaf.array
         if not isinstance(a, np.ndarray):
             kind = type(a).__name__
-            hint = ("convert it with np.asarray(..., dtype=float)" if np.isscalar(a)
+            if isinstance(a, (list, tuple)):
+                kind = f"{kind} of numbers"
+            hint = ("convert it with np.asarray(..., dtype=float)"
+                    if np.isscalar(a) or isinstance(a, (list, tuple))
                     else "pass numpy arrays (use the torch or jax adapter for tensors)")
             raise InputError(f"Parameter '{leaf.name}' is a {kind}, not a numpy array; {hint}.")
+        if isinstance(a, np.ma.MaskedArray):
+            raise InputError(f"Parameter '{leaf.name}' is a masked array, whose mask an "
+                             "in-place step would change; pass its .data (or .filled()) and "
+                             "apply the mask inside the forward.")
         if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating)):
             raise InputError(
                 f"Parameter '{leaf.name}' has dtype {a.dtype}, which cannot be perturbed by a "
@@ -190,7 +207,7 @@ def check_structure(params: Any, leaves: list[Leaf], who: str) -> None:
     added = [n for n in names_after if n not in names_before]
     removed = [n for n in names_before if n not in names_after]
     replaced = [n for (n, i) in before if (n, i) not in after and n in names_after]
-    _put_back(params, leaves)
+    put_back(params, leaves)
     what = "; ".join(part for part in (
         f"replaced {', '.join(repr(n) for n in replaced)}" if replaced else "",
         f"added {', '.join(repr(n) for n in added)}" if added else "",
@@ -201,7 +218,17 @@ def check_structure(params: Any, leaves: list[Leaf], who: str) -> None:
     )
 
 
-def _put_back(params: Any, leaves: list[Leaf]) -> None:
+def structure_changed(params: Any, leaves: list[Leaf]) -> bool:
+    """Whether arrays of ``params`` were replaced, added or removed since ``leaves``."""
+    try:
+        now = flatten(params)
+    except InputError:
+        return True
+    return [(leaf.name, id(leaf.array)) for leaf in now] != \
+        [(leaf.name, id(leaf.array)) for leaf in leaves]
+
+
+def put_back(params: Any, leaves: list[Leaf]) -> None:
     """Re-insert the original arrays at their paths (best effort; tuples cannot be edited)."""
     for leaf in leaves:
         node = params
@@ -216,3 +243,12 @@ def _put_back(params: Any, leaves: list[Leaf]) -> None:
         names = {leaf.path[0] for leaf in leaves if leaf.path}
         for key in [k for k in params if k not in names]:
             del params[key]
+
+
+def non_finite_entries(leaves: list[Leaf]) -> list[str]:
+    """Names of the first few NaN / ±inf entries of each leaf (``W[1,2]``), in leaf order."""
+    out = []
+    for leaf in leaves:
+        flat = np.flatnonzero(~np.isfinite(leaf.array))
+        out += [leaf.element_name(i) for i in flat[:3]]
+    return out

@@ -90,11 +90,14 @@ class ParamsGuard:
     """Snapshot the user's arrays on entry; on exit restore them bit for bit and, when the
     check itself did not raise, refuse a forward that modified them.
 
-    ``moved()`` names the leaves whose bytes differ from the snapshot (NaN-safe, bit exact).
+    ``moved()`` names the leaves whose values differ from the snapshot (NaN-safe, bit exact;
+    for extended precision the value bits only). Given ``params``, a container the forward
+    edited before raising (an entry popped, replaced or added) is put back on exit.
     """
 
-    def __init__(self, leaves: list[trees.Leaf]) -> None:
+    def __init__(self, leaves: list[trees.Leaf], params: Any = None) -> None:
         self.leaves = leaves
+        self.params = params
         self.snapshot: list[np.ndarray] = []
 
     def __enter__(self) -> ParamsGuard:
@@ -103,7 +106,7 @@ class ParamsGuard:
 
     def moved(self) -> list[str]:
         return [leaf.name for leaf, snap in zip(self.leaves, self.snapshot)
-                if leaf.array.shape != snap.shape or leaf.array.tobytes() != snap.tobytes()]
+                if not same_values(leaf.array, snap)]
 
     def restore(self) -> None:
         for leaf, snap in zip(self.leaves, self.snapshot):
@@ -112,9 +115,23 @@ class ParamsGuard:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if kind is not None and self.params is not None and \
+                trees.structure_changed(self.params, self.leaves):
+            trees.put_back(self.params, self.leaves)  # edited the container, then raised
         moved = self.moved()
         self.restore()
         if moved and kind is None:
             raise InputError(f"the forward modified the parameter(s) {', '.join(moved)} in "
                              "place during the check; it must not change params. They have "
                              "been restored.")
+
+
+def same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-identical arrays — for extended precision (``np.longdouble``: 80 value bits in 12
+    or 16 bytes) the value bits only, since a copy need not keep the padding bytes."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind in "fc" and np.finfo(a.dtype).nmant == 63:
+        return bool(np.array_equal(a, b, equal_nan=True)) and bool(
+            np.array_equal(np.signbit(a.real), np.signbit(b.real)))
+    return a.tobytes() == b.tobytes()
