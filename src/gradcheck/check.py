@@ -130,8 +130,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                              expected_evaluations(leaves, plan), log)
         if serially and not base_only:  # workers=N on a short check: a pool costs more
             probes += evaluator.count
+            dtype = evaluator.loss_dtype
             evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
                                                        parallel=False), progress)
+            evaluator.loss_dtype = dtype  # what the two base evaluations found
         trees.check_structure(work.tree, work.leaves(leaves), "forward")
         moved = guard.moved() or workspace_changed(work, leaves)
         if moved:
