@@ -138,7 +138,7 @@ def test_dask_local_cluster_gives_the_serial_report() -> None:
     pr = problem()
     serial = gc.check(pr.forward, pr.forward_backward, pr.params)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1", dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         report = gc.check(pr.forward, pr.forward_backward, pr.params,
                           executor=client.get_executor())

@@ -68,4 +68,4 @@ def test_cli_sweep_and_check(tmp_path, monkeypatch, capsys) -> None:
     assert "best h for central" in capsys.readouterr().out
     assert main(["check", "toymod:problem", "--method", "richardson"]) == 0
     assert main(["sweep", "rnn", "--entries", "W[2,3]", "--methods", "central"]) == 0
-    assert main(["check", "nomodule_here:problem"]) == 4
+    assert main(["check", "nomodule_here:problem"]) == 3  # usage: names no module

@@ -7,45 +7,29 @@ A TARGET is ``rnn`` (the built-in RNN example, optionally ``--bug NAME``) or
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 from typing import Any
 
 from gradcheck.check import check
-from gradcheck.cli.options import add_check_options, check_options, finish
-from gradcheck.errors import InputError
-from gradcheck.examples import rnn
+from gradcheck.cli import types
+from gradcheck.cli.options import (
+    UsageError,
+    add_check_options,
+    check_options,
+    check_outputs,
+    finish,
+    text_stream,
+)
+from gradcheck.cli.plan import announce
+from gradcheck.cli.targets import load_target
 from gradcheck.sweep.run import sweep
 
 
-def load_target(target: str, bug: str | None = None) -> tuple[Any, Any, Any]:
-    """``(forward, forward_backward, params)`` of ``rnn`` or ``module:factory``."""
-    if target == "rnn":
-        if bug is not None and bug not in rnn.BUGS:
-            raise InputError(f"unknown bug {bug!r}; run 'gradcheck demo rnn --list-bugs' to see "
-                             "the names.")
-        p = rnn.make_problem(bug)
-        return p.forward, p.forward_backward, p.params
-    if ":" not in target:
-        raise InputError(f"target {target!r} is neither 'rnn' nor 'module:factory'; write e.g. "
-                         "'mymodel:problem' where problem() returns (forward, "
-                         "forward_backward, params).")
-    module_name, attr = target.split(":", 1)
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise InputError(f"cannot load {target!r} ({exc}); run from the directory holding "
-                         f"{module_name}.py or install it.") from exc
-    out = factory()
-    if not (isinstance(out, tuple) and len(out) == 3):
-        raise InputError(f"{target}() must return (forward, forward_backward, params), got "
-                         f"{type(out).__name__}.")
-    return out
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
+    check_outputs(args)
+    for name in args.methods.split(","):
+        if name not in types.METHODS[:-1]:
+            raise UsageError(f"--methods: {name!r} is not a scheme; choose from "
+                             f"{', '.join(types.METHODS[:-1])}")
     forward, forward_backward, params = load_target(args.target, args.bug)
     result = sweep(forward, forward_backward, params, entries=args.entries or None,
                    sample=args.sample, methods=tuple(args.methods.split(",")))
@@ -57,8 +41,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    forward, forward_backward, params = load_target(args.target, getattr(args, "bug", None))
-    report = check(forward, forward_backward, params, **check_options(args))
+    """Check the user's ``module:factory`` (or the built-in ``rnn``)."""
+    check_outputs(args)
+    forward, forward_backward, params, batched = load_target(args.target, args.bug,
+                                                             with_batched=True)
+    if args.batched and batched is None:
+        raise UsageError(f"--batched needs a batched forward: let {args.target}() return "
+                         "(forward, forward_backward, params, batched_forward)")
+    args.batched_forward = batched if args.batched else None
+    options = check_options(args)
+    announce(forward, params, options, text_stream(args))
+    report = check(forward, forward_backward, params, **options)
     return finish(report, args)
 
 
@@ -70,7 +63,8 @@ def add_commands(sub: Any) -> None:
     sw.add_argument("--bug", default=None, help="bug variant of the RNN example")
     sw.add_argument("--entries", nargs="+", default=None, metavar="ENTRY",
                     help="entries such as W[2,3] b[0] (default: sampled)")
-    sw.add_argument("--sample", type=int, default=8, help="entries to sample (default 8)")
+    sw.add_argument("--sample", type=types.positive_int, default=8,
+                    help="entries to sample (default 8)")
     sw.add_argument("--methods", default="central,forward,central4",
                     help="comma-separated schemes (default central,forward,central4)")
     sw.add_argument("--plot", metavar="FILE.png", default=None, help="also draw the sweep")
@@ -79,5 +73,8 @@ def add_commands(sub: Any) -> None:
                         "(forward, forward_backward, params))")
     ck.add_argument("target", help="module:factory, or rnn")
     ck.add_argument("--bug", default=None, help="bug variant when the target is rnn")
+    ck.add_argument("--batched", action="store_true",
+                    help="evaluate perturbations in stacks with the batched forward that "
+                    "factory() returns as a fourth item")
     add_check_options(ck)
     ck.set_defaults(func=cmd_check)

@@ -12,9 +12,11 @@ from gradcheck.cli.options import (
     UsageError,
     add_check_options,
     check_options,
+    check_outputs,
     finish,
-    positive_int,
+    text_stream,
 )
+from gradcheck.cli.plan import announce
 from gradcheck.examples import rnn
 from gradcheck.examples.layers import LAYERS, check_reference_layer
 
@@ -31,16 +33,22 @@ def cmd_demo_rnn(args: argparse.Namespace) -> int:
     if args.bug is not None and args.bug not in rnn.BUGS:
         raise UsageError(f"unknown bug {args.bug!r}; run 'gradcheck demo rnn --list-bugs' to "
                          "see the names")
+    check_outputs(args)
+    for name in ("hidden", "seq_len", "batch"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be at least 1")
     problem = rnn.make_problem(args.bug, hidden=args.hidden, seq_len=args.seq_len,
                                batch=args.batch, train_steps=args.train_steps)
     args.batched_forward = problem.batched_forward if args.batched else None
     title = f"with bug {args.bug!r}" if args.bug else "(correct backward pass)"
+    out = text_stream(args)
     print(f"Checking the lecture's RNN example {title}: hidden={args.hidden}, "
           f"seq_len={args.seq_len}, batch={args.batch}, {problem.n_params} parameters, after "
-          f"{args.train_steps} SGD steps.")
+          f"{args.train_steps} SGD steps.", file=out)
+    options = check_options(args)
+    announce(problem.forward, problem.params, options, out)
     report = check(problem.forward, problem.forward_backward, problem.params,
-                   context={"batch_size": args.batch, "seq_len": args.seq_len},
-                   **check_options(args))
+                   context={"batch_size": args.batch, "seq_len": args.seq_len}, **options)
     return finish(report, args)
 
 
@@ -61,9 +69,10 @@ def cmd_demo_layer(args: argparse.Namespace) -> int:
     if args.bug is not None and args.bug not in spec.bugs:
         raise UsageError(f"unknown bug {args.bug!r} for layer {args.name!r}; its bugs are "
                          f"{', '.join(spec.bugs)}")
+    check_outputs(args)
     what = f"with bug {args.bug!r}: {spec.bugs[args.bug].description}" if args.bug else \
         "(correct backward pass)"
-    print(f"Checking the reference layer {args.name!r} {what}")
+    print(f"Checking the reference layer {args.name!r} {what}", file=text_stream(args))
     report = check_reference_layer(args.name, args.bug, **check_options(args))
     return finish(report, args)
 
@@ -82,14 +91,9 @@ def add_commands(sub: Any) -> None:
     rnn_cmd.add_argument("--seq-len", type=int, default=10)
     rnn_cmd.add_argument("--batch", type=int, default=4)
     rnn_cmd.add_argument("--train-steps", type=int, default=20)
-    rnn_cmd.add_argument("--mode", choices=("elementwise", "directional"), default=None,
-                     help="elementwise (every entry, default) or directional (one random "
-                     "direction per tensor, then localise the wrong entries)")
-    rnn_cmd.add_argument("--workers", type=positive_int, default=None,
-                     help="evaluate on N local worker processes")
     rnn_cmd.add_argument("--batched", action="store_true",
-                     help="evaluate perturbations in stacks with the RNN's vectorised forward")
-    rnn_cmd.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+                         help="evaluate perturbations in stacks with the RNN's vectorised "
+                         "forward")
     add_check_options(rnn_cmd)
     rnn_cmd.set_defaults(func=cmd_demo_rnn)
     layer = demo_sub.add_parser("layer", help="a CS231n-style numpy layer (forward/backward)")

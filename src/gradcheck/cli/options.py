@@ -1,5 +1,6 @@
 """What every command shares: exit codes, the parser that raises instead of exiting, the
-check options, and how a report is finished (printed, written as JSON, plotted).
+check options, the checks made before a run (outputs writable, matplotlib for ``--plot``),
+and how a report is finished (printed, written as JSON, plotted).
 
 Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage error, 4 the checked code raised.
 """
@@ -7,7 +8,12 @@ Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage error, 4 the checked code ra
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import sys
+from typing import Any, TextIO
+
+from gradcheck.cli import types
+from gradcheck.optional import available
 
 EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -25,45 +31,38 @@ class Parser(argparse.ArgumentParser):
 
 def add_check_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that runs a check."""
-    p.add_argument("--method", default="central",
+    p.add_argument("--method", type=types.method, default="central",
                    help="central (default), forward, backward, central4, richardson, complex "
                    "or auto (complex step where safe, else central4)")
-    p.add_argument("--h", type=_step, default=None,
+    p.add_argument("--h", type=types.step, default=None,
                    help="step, or 'auto' for a step per entry (default 1e-5; central4 3e-3, "
                    "richardson 2e-2, complex 1e-20)")
-    p.add_argument("--tol", type=float, default=1e-5, help="tolerance (default 1e-5)")
-    p.add_argument("--sample", type=_sample, default=None,
+    p.add_argument("--tol", type=types.positive_float, default=1e-5,
+                   help="tolerance (default 1e-5)")
+    p.add_argument("--sample", type=types.sample, default=None,
                    help="entries per tensor (int) or a fraction (float in (0, 1])")
-    p.add_argument("--sample-seed", type=int, default=None,
+    p.add_argument("--sample-seed", type=types.seed, default=None,
                    help="seed of the sample (default 0; reproducible)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=types.seed, default=None,
                    help="re-seed numpy/random/torch before every evaluation (dropout)")
     p.add_argument("--no-second-look", action="store_true",
                    help="judge every entry at h only (no kink analysis, no larger steps)")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    p.add_argument("--mode", choices=("elementwise", "directional"), default=None,
+                   help="elementwise (every entry, default) or directional (one random "
+                   "direction per tensor, then localise the wrong entries)")
+    p.add_argument("--workers", type=types.positive_int, default=None,
+                   help="evaluate on N local worker processes (a check under about a second "
+                   "runs serially)")
+    p.add_argument("--batch-size", type=types.positive_int, default=None,
+                   help="perturbations per call of a batched forward (with --batched)")
+    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="also write the report as JSON to FILE ('-': to stdout, the text report "
+                   "then goes to stderr); every failing and inconclusive entry is listed")
+    p.add_argument("--json-all", action="store_true",
+                   help="list every checked entry in the JSON, not only the problems")
     p.add_argument("--plot", metavar="FILE", default=None,
                    help="also draw error heatmaps and a histogram to FILE.png (needs matplotlib)")
-
-
-def _step(text: str) -> float | str:
-    return "auto" if text == "auto" else float(text)
-
-
-def _sample(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer such as 2")
-    return n
 
 
 def check_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def check_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["h"] = args.h
     if args.sample is not None:
         opts["sample"] = args.sample
-    for key in ("mode", "workers", "batched_forward"):  # speed options, where a command has them
+    for key in ("mode", "workers", "batch_size", "batched_forward"):
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
     if getattr(args, "no_progress", False):
@@ -87,13 +86,62 @@ def check_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before running anything: the ``--json`` / ``--plot`` files can be written, and
+    matplotlib is there for ``--plot`` (a usage error now, not after a long check)."""
+    for option in ("json", "plot"):
+        path = getattr(args, option, None)
+        if path is None or (option == "json" and path == "-"):
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write --{option} {path}: the folder {folder} does not "
+                             "exist")
+        if os.path.isdir(path) or not os.access(folder, os.W_OK) or (
+                os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise UsageError(f"cannot write --{option} {path}: not a writable file")
+    if getattr(args, "plot", None) is not None and not available("matplotlib"):
+        raise UsageError("--plot needs matplotlib, which is not installed; install it with "
+                         "pip install 'gradcheck[plot]' or leave out --plot")
+
+
+def text_stream(args: argparse.Namespace) -> TextIO:
+    """Where the human-readable text goes: stdout, or stderr when ``--json -`` takes stdout."""
+    return sys.stderr if getattr(args, "json", None) == "-" else sys.stdout
+
+
+def quiet_stdout() -> None:
+    """After a closed pipe (``gradcheck ... | head``): send what is left of stdout to
+    /dev/null, so that Python's final flush does not print a BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+        pass
+
+
 def finish(report: Any, args: argparse.Namespace) -> int:
     """Print the report, write the JSON and the plot if asked, and return the exit code."""
-    print(report)
-    if getattr(args, "json", None):
-        with open(args.json, "w") as fh:
-            fh.write(report.to_json())
-    if getattr(args, "plot", None):
-        report.plot(args.plot)
-        print(f"Plot written to {args.plot}")
+    out = text_stream(args)
+    entries = "all" if getattr(args, "json_all", False) else "problems"
+    try:
+        print(report, file=out)
+        if getattr(args, "json", None) == "-":
+            sys.stdout.write(report.to_json(entries=entries) + "\n")
+            sys.stdout.flush()
+        elif getattr(args, "json", None):
+            try:
+                with open(args.json, "w") as fh:
+                    fh.write(report.to_json(entries=entries))
+            except OSError as exc:
+                raise UsageError(f"cannot write --json {args.json}: {exc.strerror}") from exc
+        if getattr(args, "plot", None):
+            try:
+                report.plot(args.plot)
+            except OSError as exc:
+                raise UsageError(f"cannot write --plot {args.plot}: {exc.strerror}") from exc
+            print(f"Plot written to {args.plot}", file=out)
+        out.flush()
+    except BrokenPipeError:
+        quiet_stdout()
     return report.exit_code

@@ -11,7 +11,12 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
+
+from gradcheck.check import expected_evaluations
+from gradcheck.evaluate.randomness import make_reset
+from gradcheck.options import make_plan
+from gradcheck.params import tree as trees
 
 #: Print the plan when the check is estimated to take longer than this (seconds).
 SHOW_ABOVE = 5.0
@@ -50,3 +55,30 @@ def time_forward(forward: Callable[[Any], Any], params: Any,
     start = time.perf_counter()
     forward(work)
     return time.perf_counter() - start
+
+
+def estimate(forward: Callable[[Any], Any], params: Any, options: dict[str, Any]
+             ) -> tuple[int, int, float] | None:
+    """``(entries, evaluations, seconds)`` of the check ``options`` describe, or ``None`` when
+    it cannot be told (the forward raises: the check itself will say so properly)."""
+    try:
+        plan = make_plan(options)
+        leaves = trees.flatten(params)
+        evaluations = expected_evaluations(leaves, plan)
+        one = time_forward(forward, params, make_reset(plan.seed, plan.reset))
+    except Exception:  # noqa: BLE001 - any failure: no plan; the check reports it
+        return None
+    entries = sum(leaf.size for leaf in leaves)
+    if plan.mode == "elementwise" and plan.scheme.evaluations:
+        entries = max(0, evaluations - 2) // plan.scheme.evaluations
+    workers = plan.workers or 1
+    return entries, evaluations, one * evaluations / workers
+
+
+def announce(forward: Callable[[Any], Any], params: Any, options: dict[str, Any],
+             stream: TextIO) -> None:
+    """Print :func:`plan_line` to ``stream`` when the check should take longer than
+    :data:`SHOW_ABOVE` seconds."""
+    found = estimate(forward, params, options)
+    if found is not None and found[2] > SHOW_ABOVE:
+        print(plan_line(*found), file=stream, flush=True)

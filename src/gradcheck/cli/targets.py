@@ -113,29 +113,35 @@ def load_factory(target: str) -> Any:
     return factory
 
 
-def call_factory(target: str, factory: Any) -> tuple[Any, Any, Any]:
-    """``factory()``, checked to be ``(forward, forward_backward, params)``."""
+def call_factory(target: str, factory: Any) -> tuple[Any, Any, Any, Any]:
+    """``factory()``, checked to be ``(forward, forward_backward, params)`` or, with a batched
+    forward, ``(forward, forward_backward, params, batched_forward)``; the fourth item is
+    ``None`` when not given."""
     try:
         out = factory()
     except Exception as exc:  # noqa: BLE001 - anything the user's factory raises
         raise UserCodeError(raised(f"{target}()", exc) + "; fix the factory and run "
                             "again.") from exc
-    if not (isinstance(out, (tuple, list)) and len(out) == 3):
+    if not (isinstance(out, (tuple, list)) and len(out) in (3, 4)):
         got = (f"a {type(out).__name__} of length {len(out)}"
                if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
         raise UserCodeError(f"{target}() returned {got}; it must return (forward, "
                             "forward_backward, params).")
-    forward, forward_backward, params = out
-    for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
+    forward, forward_backward, params = out[:3]
+    batched = out[3] if len(out) == 4 else None
+    for name, fn in (("forward", forward), ("forward_backward", forward_backward),
+                     ("batched_forward", batched if batched is not None else print)):
         if not callable(fn):
             raise UserCodeError(f"{target}() returned a {type(fn).__name__} as {name}; it must "
                                 "return (forward, forward_backward, params) with two "
                                 "functions.")
-    return forward, forward_backward, params
+    return forward, forward_backward, params, batched
 
 
-def load_target(target: str, bug: str | None = None) -> tuple[Any, Any, Any]:
-    """``(forward, forward_backward, params)`` of ``rnn`` or ``module:factory``."""
+def load_target(target: str, bug: str | None = None, with_batched: bool = False
+                ) -> tuple[Any, ...]:
+    """``(forward, forward_backward, params)`` of ``rnn`` or ``module:factory`` (and the
+    batched forward, or ``None``, as a fourth item with ``with_batched``)."""
     if target == "rnn":
         from gradcheck.examples import rnn
 
@@ -143,7 +149,9 @@ def load_target(target: str, bug: str | None = None) -> tuple[Any, Any, Any]:
             raise UsageError(f"unknown bug {bug!r}; run 'gradcheck demo rnn --list-bugs' to see "
                              "the names.")
         p = rnn.make_problem(bug)
-        return p.forward, p.forward_backward, p.params
-    if bug is not None:
+        found = (p.forward, p.forward_backward, p.params, p.batched_forward)
+    elif bug is not None:
         raise UsageError("--bug applies to the built-in 'rnn' target only.")
-    return call_factory(target, load_factory(target))
+    else:
+        found = call_factory(target, load_factory(target))
+    return found if with_batched else found[:3]

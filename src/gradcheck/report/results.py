@@ -204,7 +204,7 @@ class Report:
             total["inconclusive"] += t.count(INCONCLUSIVE)
         return total
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, entries: str = "problems") -> dict[str, Any]:
         """Stable record of the check.
 
         Keys: ``schema`` (int), ``status`` ("pass" | "fail" | "inconclusive"), ``loss``,
@@ -212,7 +212,8 @@ class Report:
         name, shape, dtype, size, checked, passed, failed, kinks, inconclusive, skipped,
         verdict, max_error, median_error, worst, diagnosis), ``worst`` (up to 10 entries:
         tensor, index, name, analytic, numeric, abs_error, error, error_bar, status, note),
-        ``options`` (as asked for), ``decisions`` (what the run decided), ``evaluations``,
+        ``entries`` (the same fields for every FAIL and inconclusive entry, worst first; with
+        ``entries="all"`` for every checked entry), ``options`` (as asked for), ``decisions`` (what the run decided), ``evaluations``,
         ``wall_time`` (seconds), ``warnings``, ``notes``.
         Non-finite numbers are written as the strings "nan", "inf", "-inf".
         """
@@ -220,18 +221,33 @@ class Report:
             "schema": SCHEMA_VERSION, "status": self.status, "loss": _num(self.loss),
             "counts": self.counts, "tensors": [t.to_dict() for t in self.tensors],
             "worst": [e.to_dict() for e in self.worst(10)],
+            "entries": [e.to_dict() for e in self._listed(entries)],
             "options": {k: _jsonable(v) for k, v in self.options.items()},
             "decisions": {k: _jsonable(v) for k, v in self.decisions.items()},
             "evaluations": self.evaluations, "wall_time": self.wall_time,
             "warnings": list(self.warnings), "notes": list(self.notes),
         }
 
-    def to_json(self, **kwargs: Any) -> str:
+    def _listed(self, entries: str) -> list[EntryResult]:
+        if entries == "all":
+            return self.entries()
+        if entries == "problems":
+            return [e for e in self.entries() if e.status in ("FAIL", "inconclusive")]
+        raise ValueError(f"entries={entries!r}: choose 'problems' or 'all'.")
+
+    def to_json(self, entries: str = "problems", **kwargs: Any) -> str:
+        """:meth:`to_dict` as JSON (``kwargs`` go to ``json.dumps``; indent 2 by default)."""
         kwargs.setdefault("indent", 2)
-        return json.dumps(self.to_dict(), **kwargs)
+        return json.dumps(self.to_dict(entries), **kwargs)
 
     def __str__(self) -> str:
         return render_report(self)
+
+    def __repr__(self) -> str:
+        counts = self.counts
+        return (f"<Report {self.status}: {counts['checked']} entries checked, "
+                f"{counts['failed']} failed, {counts['inconclusive']} inconclusive in "
+                f"{len(self.tensors)} tensor(s); print() it for the table>")
 
     def plot(self, path: str | None = None, **kwargs: Any) -> Any:
         """Heatmaps of relative error per tensor and a histogram (needs matplotlib)."""

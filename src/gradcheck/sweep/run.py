@@ -10,6 +10,7 @@ flat at machine precision (Squire & Trapp, SIAM Review 40(1), 1998).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,7 +163,9 @@ def _complex_errors(forward, params, leaves, picks, a, floor, result) -> np.ndar
             saved = flat[k]
             flat[k] = saved + 1e-20j
             try:
-                value = forward(ctree)
+                with warnings.catch_warnings():  # a real cast of the complex input: say so
+                    warnings.simplefilter("error", np.exceptions.ComplexWarning)
+                    value = forward(ctree)
             finally:
                 flat[k] = saved
             if not np.iscomplexobj(np.asarray(value)):
