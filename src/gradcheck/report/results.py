@@ -213,8 +213,9 @@ class Report:
         verdict, max_error, median_error, worst, diagnosis), ``worst`` (up to 10 entries:
         tensor, index, name, analytic, numeric, abs_error, error, error_bar, status, note),
         ``entries`` (the same fields for every FAIL and inconclusive entry, worst first; with
-        ``entries="all"`` for every checked entry), ``options`` (as asked for), ``decisions`` (what the run decided), ``evaluations``,
-        ``wall_time`` (seconds), ``warnings``, ``notes``.
+        ``entries="all"`` for every checked entry), ``options`` (as asked for), ``decisions``
+        (what the run decided), ``evaluations``, ``wall_time`` (seconds), ``warnings``,
+        ``notes``.
         Non-finite numbers are written as the strings "nan", "inf", "-inf".
         """
         return {
