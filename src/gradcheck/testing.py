@@ -19,6 +19,7 @@ from gradcheck.report.results import Report
 
 
 def _verify(report: Report, allow_inconclusive: bool) -> Report:
+    __tracebackhide__ = True  # pytest: show the test's line and the report, not this frame
     if report.status == "pass" or (allow_inconclusive and report.status == "inconclusive"):
         return report
     hint = ""
@@ -49,6 +50,7 @@ def assert_gradients(forward: Callable[[Any], Any], forward_backward: Callable[[
     AssertionError
         With the rendered report as its message.
     """
+    __tracebackhide__ = True
     return _verify(check(forward, forward_backward, params, **options), allow_inconclusive)
 
 
@@ -56,4 +58,5 @@ def assert_layer_gradients(forward: Callable[..., Any], backward: Callable[..., 
                            inputs: Mapping[str, Any] | Sequence[Any], *,
                            allow_inconclusive: bool = False, **options: Any) -> Report:
     """:func:`gradcheck.check_layer` as an assertion (same arguments, same message rules)."""
+    __tracebackhide__ = True
     return _verify(check_layer(forward, backward, inputs, **options), allow_inconclusive)
