@@ -80,6 +80,12 @@ def test_check_counts_every_evaluation(monkeypatch) -> None:
         def add_total(self, n):
             self.total += n
 
+        def begin(self, entries, per_entry):
+            pass
+
+        def end(self):
+            pass
+
         def close(self):
             pass
 
@@ -89,3 +95,24 @@ def test_check_counts_every_evaluation(monkeypatch) -> None:
     report = gc.check(lambda p: float(np.sum(np.sin(p["x"]))),
                       lambda p: {"x": np.cos(p["x"])}, x)
     assert seen[0].done == report.evaluations == seen[0].total
+
+
+def test_predicted_total_converges_when_a_second_look_adds_evaluations() -> None:
+    """Two tensors of 50 entries, 2 evaluations each, plus 50 second-look evaluations per
+    tensor: 300 in all, where the plan said 202. After the first tensor the prediction is
+    the real total, and it stays there."""
+    bar = Progress(202, io.StringIO(), backend="plain")
+    bar.advance(2)                       # the base loss, twice
+    bar.begin(50, 2)
+    bar.advance(100)
+    assert bar.predicted_total() == 202  # half the entries stepped
+    bar.advance(50)                      # second look of the first tensor
+    bar.end()
+    first = bar.predicted_total()
+    assert first == 302, first
+    bar.begin(50, 2)
+    bar.advance(100)
+    bar.advance(50)
+    bar.end()
+    assert bar.done == 302
+    assert bar.predicted_total() == 302 == first   # converged after the first tensor

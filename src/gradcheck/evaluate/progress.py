@@ -58,10 +58,42 @@ class Progress:
         self._next = self.start + min(DECIDE_AFTER, min_seconds)
         self._bar: Any = None
         self.shown = False
+        self.entries_done = 0       # entries of finished tensors (see begin / end)
+        self._tensor = (0, 1, 0)    # current tensor: entries, evaluations per entry, done at start
 
     def add_total(self, n: int) -> None:
         """Expect ``n`` more evaluations."""
         self.total += int(n)
+
+    def begin(self, entries: int, per_entry: int) -> None:
+        """A tensor of ``entries`` entries starts, ``per_entry`` evaluations each at first."""
+        self._tensor = (int(entries), max(int(per_entry), 1), self.done)
+
+    def end(self) -> None:
+        """The current tensor is finished, second look included."""
+        entries, per, _ = self._tensor
+        self.entries_done += entries
+        self._tensor = (0, per, self.done)
+
+    def predicted_total(self) -> int:
+        """Evaluations the whole check should take.
+
+        Without :meth:`begin`/:meth:`end`, ``total``. With them, the evaluations done so far
+        divided by the fraction of entries finished, ``f = (entries of finished tensors +
+        entries of the current one already stepped) / all entries``: the extra evaluations of
+        the second look (kinks, larger steps) are in the rate, so the estimate — and the
+        ETA — converge to the real total instead of growing at the end of every tensor.
+        """
+        entries, per, start = self._tensor
+        all_entries = (self.total - 2) / per if entries or self.entries_done else 0
+        if all_entries <= 0:
+            return max(self.total, self.done)
+        stepped = min((self.done - start) / per, entries)
+        fraction = min((self.entries_done + stepped) / all_entries, 1.0)
+        if fraction <= 0:
+            return max(self.total, self.done)
+        base = self.total - all_entries * per   # the base loss, evaluated before any entry
+        return max(int(round(base + (self.done - base) / fraction)), self.done)
 
     def advance(self, n: int = 1) -> None:
         """Record ``n`` evaluations; redraw at most every :data:`REFRESH` seconds."""
@@ -72,7 +104,7 @@ class Progress:
         self._next = now + REFRESH
         if self._bar is None:
             elapsed = now - self.start
-            predicted = elapsed * max(self.total, self.done) / max(self.done, 1)
+            predicted = elapsed * self.predicted_total() / max(self.done, 1)
             if predicted < self.min_seconds:
                 return
             self._open()
@@ -101,7 +133,7 @@ class Progress:
     # -- drawing --------------------------------------------------------------------------
     def _open(self) -> None:
         self.shown = True
-        total = max(self.total, self.done)
+        total = self.predicted_total()
         if self.backend == "rich":
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
@@ -123,7 +155,7 @@ class Progress:
             self._bar = True
 
     def _draw(self) -> None:
-        total = max(self.total, self.done)
+        total = self.predicted_total()
         if self.backend == "rich":
             bar, task = self._bar
             bar.update(task, completed=self.done, total=total)

@@ -28,9 +28,15 @@ from gradcheck.report.results import TensorReport
 def run(state: Run) -> list[TensorReport]:
     """Check the entries ``plan.sample`` selects in every tensor (all by default)."""
     rng = np.random.default_rng(state.plan.sample_seed)
-    return [check_entries(state, i, finite(leaf, select(leaf.shape, state.plan.sample, rng,
-                                                        leaf.name)))
-            for i, leaf in enumerate(state.leaves)]
+    tensors = []
+    for i, leaf in enumerate(state.leaves):
+        idx = finite(leaf, select(leaf.shape, state.plan.sample, rng, leaf.name))
+        if state.progress is not None:  # the ETA counts entries, second look included
+            state.progress.begin(idx.size, state.scheme.evaluations)
+        tensors.append(check_entries(state, i, idx))
+        if state.progress is not None:
+            state.progress.end()
+    return tensors
 
 
 def finite(leaf: Leaf, idx: np.ndarray) -> np.ndarray:
