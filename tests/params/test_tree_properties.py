@@ -4,6 +4,7 @@ pass, one wrong entry is found exactly, NaN is named, and params are never chang
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -131,6 +132,10 @@ def test_sampled_checks_cover_every_tensor(params, k, seed) -> None:
 
 
 @SETTINGS
+# When the forward raises in the float64 probe, a float16 leaf is stepped in float16, where
+# h = 1e-5 rounds to a zero step: the scheme divides by zero and those entries come out
+# inconclusive. Expected here; the warning is not the subject of this test.
+@pytest.mark.filterwarnings("ignore:.*encountered in divide:RuntimeWarning")
 @given(params=trees_of(leaf()), which=st.integers(0, 10**6), call=st.integers(1, 12),
        raise_instead=st.booleans())
 def test_a_misbehaving_forward_loses_nothing(params, which, call, raise_instead) -> None:
