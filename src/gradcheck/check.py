@@ -93,6 +93,16 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         is then named as a missing division by the batch size.
     diagnose : explain each failing tensor in one sentence (default True; see
         :mod:`gradcheck.diagnose.patterns`).
+    mode : ``"elementwise"`` (default) or ``"directional"`` (one random direction per tensor,
+        then the wrong entries located). batched_forward, batch_size : a forward of stacked
+        params and how many perturbations per call.
+    workers : evaluate on ``N`` local processes (started by fork where safe, so closures and
+        lambdas work); a check predicted to take under about a second runs serially and the
+        report says so. executor : any ``concurrent.futures`` executor (a Dask cluster).
+    progress : a progress bar on a terminal for checks longer than about a second.
+
+    Every option is validated first (:func:`gradcheck.options.make_plan`): a bad value raises
+    :class:`InputError` with one sentence, a misspelt name TypeError naming the closest one.
 
     Returns
     -------

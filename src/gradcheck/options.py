@@ -106,7 +106,8 @@ def make_plan(options: dict[str, Any]) -> Plan:
     for name in ("relative_step", "promote", "progress", "second_look", "diagnose"):
         given[name] = validate.flag(name, given[name])
     given["sample"] = validate.sample(given["sample"])
-    given["sample_seed"] = validate.seed("sample_seed", given["sample_seed"])
+    if given["sample_seed"] is not None:  # None: a fresh random sample
+        given["sample_seed"] = validate.seed("sample_seed", given["sample_seed"])
     if given["seed"] is not None:
         given["seed"] = validate.seed("seed", given["seed"])
     if given["reset"] is not None and not callable(given["reset"]):
