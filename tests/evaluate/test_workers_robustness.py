@@ -83,3 +83,45 @@ def test_closures_on_workers_after_importing_torch_without_a_guard(tmp_path) -> 
         print("STATUS", r.status, any("serially" in n for n in r.notes))
     """)
     assert "STATUS pass False" in proc.stdout, (proc.stdout[-2000:], proc.stderr[-2000:])
+
+
+def test_closures_travel_by_value_without_cloudpickle() -> None:
+    """A lambda over a closure, a nested function and a module reference, pickled without
+    cloudpickle, evaluate the same in a fresh interpreter-state (unpickled here)."""
+    import pickle
+
+    import numpy as np
+
+    from gradcheck.evaluate import byvalue
+
+    scale = 3.0
+
+    def inner(x):
+        return np.sum(np.sin(x)) * scale
+
+    def forward(p, offset=1.0):
+        return inner(p["x"]) + offset
+
+    data = byvalue.dumps((forward, lambda p: 2 * scale * p["x"]))
+    f, g = pickle.loads(data)
+    x = {"x": np.linspace(0, 1, 5)}
+    assert f(x) == forward(x)
+    assert np.array_equal(g(x), 2 * scale * x["x"])
+
+
+def test_workers_by_forkserver_without_cloudpickle(tmp_path) -> None:
+    proc = run_script(tmp_path, """
+        import threading, time
+        import numpy as np, gradcheck as gc
+        from gradcheck.evaluate import parallel
+
+        if __name__ == "__main__":
+            parallel.SERIAL_BELOW = 0.0
+            parallel.available = lambda name: False       # as if cloudpickle were missing
+            threading.Thread(target=time.sleep, args=(30,), daemon=True).start()  # forkserver
+            scale = 3.0
+            r = gc.check(lambda p: scale * float(np.sum(p ** 2)), lambda p: 2 * scale * p,
+                         np.linspace(0, 1, 8), workers=2, progress=False)
+            print("STATUS", r.status, parallel.start_method().get_start_method())
+    """)
+    assert "STATUS pass forkserver" in proc.stdout, (proc.stdout[-2000:], proc.stderr[-2000:])

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.errors import ForwardError, GradcheckError, InputError
+from gradcheck.evaluate import byvalue
 from gradcheck.evaluate.base import Move
 from gradcheck.evaluate.batched import BatchedEvaluator
 from gradcheck.evaluate.randomness import make_reset
@@ -87,9 +88,10 @@ class Problem:
 
 
 def dumps(obj: Any) -> bytes:
-    """Serialise with cloudpickle (closures, lambdas) when available, else pickle."""
-    if not available("cloudpickle"):  # pragma: no cover - cloudpickle ships with dask
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    """Serialise with cloudpickle when available, else with :mod:`gradcheck.evaluate.byvalue`
+    (pickle that stores lambdas, closures and ``__main__`` functions by value)."""
+    if not available("cloudpickle"):
+        return byvalue.dumps(obj)
     return optional_import("cloudpickle", "workers=").dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
