@@ -302,3 +302,14 @@ def test_plan_line_suggests_faster_modes_above_a_minute(seconds, suggest) -> Non
     assert "1,163 entries" in line and "2,328 evaluations" in line
     assert ("--mode directional" in line and "--sample" in line) == suggest, line
     assert "\n" not in line
+
+
+def test_the_plan_is_printed_before_a_long_check(project, capsys, monkeypatch) -> None:
+    from gradcheck.cli import plan
+
+    monkeypatch.setattr(plan, "SHOW_ABOVE", 0.0)  # every check counts as long here
+    code, out, err = run(["check", "toymod:problem", "--no-progress"], capsys)
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("Plan:"))
+    assert "6 entries" in line and "14 evaluations" in line
+    assert out.index("Plan:") < out.index("gradcheck: PASS")
