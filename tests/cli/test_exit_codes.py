@@ -136,6 +136,8 @@ BAD_OPTIONS = [
     (["--json", "/nonexistent_dir_xyz/r.json"], "/nonexistent_dir_xyz/r.json"),
     (["--plot", "/nonexistent_dir_xyz/r.png"], "/nonexistent_dir_xyz/r.png"),
     (["--no-such-option"], "--no-such-option"),
+    (["--method", "auto", "--h", "1e-3"], "auto"),
+    (["--json", "/"], "--json"),
 ]
 
 
@@ -192,6 +194,27 @@ def test_bad_target(project, capsys, command, target, code, needles) -> None:
     assert_one_sentence(err, *needles)
     if code == 4:
         assert "run from the directory" not in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["sweep", "toymod:problem", "--entries", "x[99]"], "x[99]"),
+    (["sweep", "toymod:problem", "--entries", "zz"], "zz"),
+    (["sweep", "toymod:problem", "--methods", "central,bogus"], "bogus"),
+    (["sweep", "toymod:problem", "--sample", "0"], "--sample"),
+    (SMALL_RNN + ["--hidden", "-3"], "--hidden"),
+    (SMALL_RNN + ["--train-steps", "-1"], "--train-steps"),
+    (SMALL_RNN + ["--bug", "nosuch"], "nosuch"),
+    (["demo", "layer", "nosuch"], "nosuch"),
+    (["demo", "layer", "affine", "--bug", "nosuch"], "nosuch"),
+    (["demo", "layer"], "layer"),
+    (["check"], "target"),
+    (["check", "toymod:problem", "--bug", "sign"], "--bug"),
+    (["check", "toymod:problem", "--batched"], "--batched"),
+])
+def test_other_usage_errors(project, capsys, argv, needle) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 3, (code, err)
+    assert_one_sentence(err, needle)
 
 
 def test_forward_that_raises_is_exit_4_naming_where(project, capsys) -> None:

@@ -16,12 +16,15 @@ from gradcheck.cli.options import (
     add_check_options,
     check_options,
     check_outputs,
+    check_plan,
     finish,
     text_stream,
 )
 from gradcheck.cli.plan import announce
 from gradcheck.cli.targets import load_target
-from gradcheck.sweep.run import sweep
+from gradcheck.errors import InputError
+from gradcheck.params import tree as trees
+from gradcheck.sweep.run import parse_entry, sweep
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -31,6 +34,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"--methods: {name!r} is not a scheme; choose from "
                              f"{', '.join(types.METHODS[:-1])}")
     forward, forward_backward, params = load_target(args.target, args.bug)
+    leaves = trees.flatten(params)
+    for spec in args.entries or ():
+        try:
+            parse_entry(spec, leaves)
+        except InputError as exc:  # a typo on the command line, not the user's code
+            raise UsageError(f"--entries: {exc}") from None
     result = sweep(forward, forward_backward, params, entries=args.entries or None,
                    sample=args.sample, methods=tuple(args.methods.split(",")))
     print(result.table())
@@ -43,6 +52,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Check the user's ``module:factory`` (or the built-in ``rnn``)."""
     check_outputs(args)
+    check_plan(check_options(args))
     forward, forward_backward, params, batched = load_target(args.target, args.bug,
                                                              with_batched=True)
     if args.batched and batched is None:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gradcheck.check import check
+from gradcheck.cli import types
 from gradcheck.cli.options import (
     EXIT_PASS,
     Parser,
@@ -13,6 +14,7 @@ from gradcheck.cli.options import (
     add_check_options,
     check_options,
     check_outputs,
+    check_plan,
     finish,
     text_stream,
 )
@@ -34,9 +36,7 @@ def cmd_demo_rnn(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown bug {args.bug!r}; run 'gradcheck demo rnn --list-bugs' to "
                          "see the names")
     check_outputs(args)
-    for name in ("hidden", "seq_len", "batch"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be at least 1")
+    check_plan(check_options(args))
     problem = rnn.make_problem(args.bug, hidden=args.hidden, seq_len=args.seq_len,
                                batch=args.batch, train_steps=args.train_steps)
     args.batched_forward = problem.batched_forward if args.batched else None
@@ -70,6 +70,7 @@ def cmd_demo_layer(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown bug {args.bug!r} for layer {args.name!r}; its bugs are "
                          f"{', '.join(spec.bugs)}")
     check_outputs(args)
+    check_plan(check_options(args))
     what = f"with bug {args.bug!r}: {spec.bugs[args.bug].description}" if args.bug else \
         "(correct backward pass)"
     print(f"Checking the reference layer {args.name!r} {what}", file=text_stream(args))
@@ -87,10 +88,12 @@ def add_commands(sub: Any) -> None:
                                   "BPTT)")
     rnn_cmd.add_argument("--bug", default=None, help="a bug variant (see --list-bugs)")
     rnn_cmd.add_argument("--list-bugs", action="store_true", help="list the bug variants")
-    rnn_cmd.add_argument("--hidden", type=int, default=16)
-    rnn_cmd.add_argument("--seq-len", type=int, default=10)
-    rnn_cmd.add_argument("--batch", type=int, default=4)
-    rnn_cmd.add_argument("--train-steps", type=int, default=20)
+    rnn_cmd.add_argument("--hidden", type=types.positive_int, default=16,
+                         help="hidden units (default 16: 1,163 parameters)")
+    rnn_cmd.add_argument("--seq-len", type=types.positive_int, default=10)
+    rnn_cmd.add_argument("--batch", type=types.positive_int, default=4)
+    rnn_cmd.add_argument("--train-steps", type=types.count, default=20,
+                         help="SGD steps before the check (default 20: mid-training)")
     rnn_cmd.add_argument("--batched", action="store_true",
                          help="evaluate perturbations in stacks with the RNN's vectorised "
                          "forward")

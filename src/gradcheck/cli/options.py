@@ -13,7 +13,9 @@ import sys
 from typing import Any, TextIO
 
 from gradcheck.cli import types
+from gradcheck.errors import InputError
 from gradcheck.optional import available
+from gradcheck.options import make_plan
 
 EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -103,6 +105,15 @@ def check_outputs(args: argparse.Namespace) -> None:
     if getattr(args, "plot", None) is not None and not available("matplotlib"):
         raise UsageError("--plot needs matplotlib, which is not installed; install it with "
                          "pip install 'gradcheck[plot]' or leave out --plot")
+
+
+def check_plan(options: dict[str, Any]) -> None:
+    """The options together, as :func:`gradcheck.check` will see them (e.g. ``--h`` with
+    ``--method auto``): a usage error now rather than an error of the run."""
+    try:
+        make_plan(options)
+    except (InputError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def text_stream(args: argparse.Namespace) -> TextIO:

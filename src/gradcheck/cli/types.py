@@ -84,3 +84,14 @@ def positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer such as 2")
     return n
+
+
+def count(text: str) -> int:
+    """An integer ≥ 0 (``--train-steps``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count such as 0 or 20")
+    return n
