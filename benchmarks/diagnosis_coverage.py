@@ -38,7 +38,7 @@ from results import machine, write_section  # noqa: E402
 import gradcheck as gc  # noqa: E402
 
 try:                                               # the stage layout (issue 9)
-    from gradcheck.layer_check import check_reference_layer  # type: ignore[import-not-found]
+    from gradcheck.examples.layers import check_reference_layer  # type: ignore[attr-defined]
 except ImportError:                                # the flat layout before it
     from gradcheck.layers import check_reference_layer  # type: ignore[no-redef]
 
