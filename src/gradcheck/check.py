@@ -90,7 +90,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         entries at larger steps (:mod:`gradcheck.judge.secondlook`).
     context : facts that help explain a failure, e.g. ``{"batch_size": 32, "seq_len": 10,
         "time_axis": 0, "repeated_rows": {"W_embed": mask}}``: a gradient B times too large
-        is then named as a missing division by the batch size.
+        is then named as a missing division by the batch size. ``"terms": {"b": T}`` gives
+        the ``K`` terms ``T[k]`` a gradient must add up (a bias kept to one term is named);
+        ``"groups": [["U", "W", "b"], ["V", "c"]]`` lists tensors built from one shared
+        upstream gradient, from the input to the loss (which of them fail locates the bug).
     diagnose : explain each failing tensor in one sentence (default True; see
         :mod:`gradcheck.diagnose.patterns`).
     mode : ``"elementwise"`` (default) or ``"directional"`` (one random direction per tensor,
@@ -197,7 +200,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             log.warnings += entry_warnings(tensors)
             log.notes += kink_notes(tensors)
         return _report(overall_status(tensors), tensors, plan, state.decisions(), evaluations,
-                       start, log, f0)
+                       start, log, f0, state)
 
 
 #: The modes :func:`check` can run, each ``run(state: Run) -> list[TensorReport]``.
@@ -297,8 +300,11 @@ def overall_status(tensors: list[TensorReport]) -> str:
 
 
 def _report(status: str, tensors: list[TensorReport], plan: Plan, decisions: dict[str, Any],
-            evaluations: int, start: float, log: Log, f0: float) -> Report:
+            evaluations: int, start: float, log: Log, f0: float, state: Run | None = None
+            ) -> Report:
     if status == "fail" and plan.diagnose:
-        attach_diagnoses(tensors, plan.context or {})
+        attach_diagnoses(tensors, plan.context or {},
+                         grads=state.grads if state is not None else None,
+                         values=[leaf.array for leaf in state.leaves] if state else None)
     return Report(status, tensors, plan.public(), evaluations, time.perf_counter() - start,
                   log.warnings, log.notes, float(np.real(f0)), decisions)

@@ -71,7 +71,9 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any] | None
         as a transposed ``x.T @ dout``, which is then symmetric).
     **options : any option of :func:`gradcheck.check` (``method``, ``h``, ``tol``, ``sample``,
         ``seed`` for layers that draw random numbers on every call, ``context`` for the
-        diagnosis — ``batch_size`` defaults to the first input's leading dimension).
+        diagnosis — ``batch_size`` defaults to the first input's leading dimension, the
+        differentiable inputs form one group sharing ``dout`` (``groups``), and a bias-shaped
+        input gets the slices of ``dout`` it must add up as its ``terms``).
 
     Returns
     -------
@@ -128,6 +130,7 @@ def check_layer(forward: Callable[..., Any], backward: Callable[..., Any] | None
                              "corrupts the upstream gradient. Copy before modifying it, "
                              "e.g. dx = dout.copy().")
     _as_grads(grads0, diff, bname)
+    options["context"] = _layer_context(options["context"], diff, params, upstream)
 
     def run(p: Mapping[str, Any]) -> tuple[float, Any]:
         result = forward(*args_from(p, copy=False), **kwargs)
@@ -272,3 +275,25 @@ def _as_grads(grads: Any, diff: list[str], who: str) -> list[Any]:
                          f"inputs are {diff}; return one gradient per input in that order, or "
                          "say which inputs are differentiable with differentiable=[...].")
     return list(grads)
+
+
+def _layer_context(context: dict[str, Any], diff: list[str], params: Mapping[str, Any],
+                   upstream: Any) -> dict[str, Any]:
+    """Add what the layer's shape tells the diagnosis, unless given: the differentiable inputs
+    as one group built from ``dout``, and for each bias-shaped input (shaped like ``dout``
+    without its batch axis, or one entry per channel of an ``(N, C, ...)`` ``dout``) the
+    slices of ``dout`` whose sum is its gradient."""
+    context = dict(context)
+    if "groups" not in context and len(diff) >= 2:
+        context["groups"] = [list(diff)]
+    if "terms" not in context and isinstance(upstream, np.ndarray) and upstream.ndim >= 2:
+        terms = {}
+        for n in diff:
+            shape = np.shape(params[n])
+            if shape == upstream.shape[1:]:
+                terms[n] = upstream
+            elif len(shape) == 1 and upstream.ndim >= 3 and shape[0] == upstream.shape[1]:
+                terms[n] = np.moveaxis(upstream, 1, -1).reshape(-1, shape[0])
+        if terms:
+            context["terms"] = terms
+    return context

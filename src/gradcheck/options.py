@@ -18,7 +18,7 @@ from gradcheck.errors import InputError
 from gradcheck.estimate.schemes import AUTO_REAL, Scheme, get_scheme
 
 #: Keys of ``context=``: facts about the model that let the diagnosis name a bug.
-CONTEXT_KEYS = ("batch_size", "seq_len", "time_axis", "repeated_rows")
+CONTEXT_KEYS = ("batch_size", "seq_len", "time_axis", "repeated_rows", "terms", "groups")
 MODES = ("elementwise", "directional")
 #: The values of ``method=``: every scheme, and ``auto``.
 METHODS = ("central", "forward", "backward", "central4", "richardson", "complex", "auto")
@@ -150,3 +150,11 @@ def _validate_context(context: Any) -> None:
     if unknown:
         raise InputError(f"context has unknown key(s) {', '.join(unknown)}; known keys are "
                          f"{', '.join(CONTEXT_KEYS)}.")
+    groups = context.get("groups")
+    if groups is not None and not (
+            isinstance(groups, (list, tuple)) and all(
+                isinstance(g, (list, tuple)) and all(isinstance(n, str) for n in g)
+                for g in groups)):
+        raise InputError(f"context['groups']={groups!r} must be a list of lists of tensor "
+                         "names that share an upstream gradient, ordered from the input to "
+                         "the loss, e.g. [['U', 'W', 'b'], ['V', 'c']].")

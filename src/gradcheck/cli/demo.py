@@ -48,7 +48,7 @@ def cmd_demo_rnn(args: argparse.Namespace) -> int:
     options = check_options(args)
     announce(problem.forward, problem.params, options, out)
     report = check(problem.forward, problem.forward_backward, problem.params,
-                   context={"batch_size": args.batch, "seq_len": args.seq_len}, **options)
+                   context=problem.context, **options)
     return finish(report, args)
 
 

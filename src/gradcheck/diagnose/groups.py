@@ -63,10 +63,14 @@ def diagnose_groups(groups: Sequence[Sequence[str]], failed: Mapping[str, bool],
         elif len(bad) >= 2 and not good:
             after = [n for g in kept[gi + 1:] for n in g if passed.get(n, False)]
             right = f" while those of {_names(after)} are right" if after else ""
+            if len(kept) > 1 and gi == len(kept) - 1:
+                what = "the gradient of the loss itself, e.g. softmax minus one-hot or its mean"
+            else:
+                what = ("what flows into them, e.g. a gradient carried over from the next time "
+                        "step or an activation's derivative")
             text = (f"The gradients of {_names(bad)} are all wrong{right}: they are built from "
-                    f"one shared upstream gradient, so the mistake is most likely in it (what "
-                    f"flows into them, e.g. a gradient carried over from the next time step or "
-                    f"an activation's derivative), not in their own formulas.")
+                    f"one shared upstream gradient, so the mistake is most likely in it "
+                    f"({what}), not in their own formulas.")
             kind = "shared"
         elif len(bad) >= 2:
             text = (f"The gradients of {_names(bad)} are wrong while {_names(good)}'s "

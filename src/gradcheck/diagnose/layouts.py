@@ -25,6 +25,7 @@ import numpy as np
 
 from gradcheck.diagnose.evidence import (
     _CLEAN_CAP,
+    _GAP_MIN,
     _LOG_CAP,
     Diagnosis,
     _confidence,
@@ -59,7 +60,8 @@ def test_mask(ctx: _Ctx) -> Diagnosis | None:
     error sits where ``N`` is zero and ``A`` is not, the mask is *missing*; when errors also
     sit where ``A`` is zero and ``N`` is not, while ``A = N`` wherever both are nonzero, the
     mask is *wrong* (taken from the wrong tensor, place or draw); with no entry nonzero on
-    both sides it is *inverted*. Evidence: each error contributes half of ``-log10`` of the
+    both sides it is *inverted*. Every error must stand :data:`_GAP_MIN` error bars above
+    zero (a "zero" is an exact zero, not a small entry next to a large error bar). Evidence: each error contributes half of ``-log10`` of the
     ratio of its small side to its large side (an exact zero on one side is what noise does
     not produce; at most 3 per entry, 12 in all), and each entry where both agree 0.5 (at most
     :data:`_CLEAN_CAP`).
@@ -72,6 +74,8 @@ def test_mask(ctx: _Ctx) -> Diagnosis | None:
     n_only = bad & zero_a & ~zero_n       # no gradient where the forward passes some
     if not a_only.any() or np.any(bad & ~(a_only | n_only)):
         return None
+    if np.any(np.abs(ctx.d[bad]) < _GAP_MIN * ctx.tol_abs[bad]):
+        return None                       # errors must stand far above the error bar
     both = ~zero_n & ~zero_a
     if np.any(both & (np.abs(ctx.d) > tol)):     # where both are nonzero they must agree
         return None

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.diagnose import layouts, values
 from gradcheck.diagnose.evidence import (
     _CLEAN_CAP,
     _DEFAULT_ATOL,
@@ -82,6 +83,7 @@ from gradcheck.diagnose.evidence import (
     _slab,
     _slice_word,
 )
+from gradcheck.diagnose.groups import describe_error
 
 __all__ = ["CONFIDENT", "KINDS", "Diagnosis", "diagnose", "diagnose_tensor"]
 
@@ -97,6 +99,10 @@ def _special_factors(ctx: _Ctx) -> list[tuple[float, str]]:
             out.append((float(size), key))
             out.append((1.0 / size, key + "_inv"))
     out += [(2.0, "two"), (0.5, "half")]
+    b = ctx.batch_size
+    if b is not None and b > 2:                  # biased vs unbiased variance: N vs N - 1
+        for v in (math.sqrt((b - 1) / b), (b - 1) / b):
+            out += [(v, "bessel_inv"), (1.0 / v, "bessel")]
     signed = [(-v, k) for v, k in out]
     return [(-1.0, "sign")] + out + signed
 
@@ -131,6 +137,11 @@ def _scale_sentence(name: str, c: float, key: str | None, ctx: _Ctx,
         else:
             what = f"an extra division by the sequence length ({t})"
             hint = "divide once, where the loss takes its mean over time steps"
+    elif base == "bessel":
+        b = ctx.batch_size
+        what = f"the variance divided by {b} - 1 in one pass and by {b} in the other"
+        hint = ("use the same (biased, 1/N) variance in the forward and the backward pass, "
+                "or a factor sqrt(N / (N - 1)) or N / (N - 1) slipped in")
     else:
         what = "a wrong constant factor"
         hint = ("look for a missing or extra scale such as a mean, a temperature or a "
@@ -526,14 +537,23 @@ def _nan_diagnosis(name: str, a: np.ndarray, n: np.ndarray) -> Diagnosis | None:
     return None
 
 
+#: Patterns beyond a constant, a transpose and regions, in the order they are tried: those
+#: that need extra context first (terms, the tensor's value), then masks and positions.
+SHAPE_TESTS: tuple[Callable[[_Ctx], Diagnosis | None], ...] = (
+    values.test_one_term, layouts.test_mask, layouts.test_one_hot, values.test_activation,
+    values.test_slopes, values.test_mean_terms, layouts.test_flipped, layouts.test_shifted,
+    layouts.test_one_step, layouts.test_factor,
+)
+
+
 def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
                     failed: np.ndarray | None = None,
                     others: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
                     batch_size: int | None = None, seq_len: int | None = None,
                     time_axis: int | None = None, repeated_rows: np.ndarray | None = None,
                     noise: np.ndarray | float | None = None,
-                    value: np.ndarray | None = None, layout: bool = True
-                    ) -> Diagnosis | None:
+                    value: np.ndarray | None = None, layout: bool = True,
+                    terms: np.ndarray | None = None) -> Diagnosis | None:
     """Diagnose the likely bug behind a failed gradient check of one tensor.
 
     Each known bug pattern is scored by how unlikely random disagreement would fit it (see
@@ -631,7 +651,7 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
                others=others or {},
                batch_size=batch_size, seq_len=seq_len, time_axis=t,
                time_given=time_axis is not None, repeated_rows=repeated_rows, value=value,
-               layout=layout)
+               layout=layout, terms=terms)
 
     special, generic = _test_constant(ctx)
     positional = [_test_transpose, _test_repeated_rows, _test_regions] if layout else []
@@ -642,6 +662,7 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
         *[lambda test=test: test(ctx) for test in positional[:1]],
         lambda: _test_small_term_value(ctx),
         *[lambda test=test: test(ctx) for test in positional[1:]],
+        *[lambda test=test: test(ctx) for test in SHAPE_TESTS],
         lambda: _test_zero_partial(ctx),
         lambda: generic,
     ]
@@ -664,24 +685,25 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
     return None
 
 
-def _unknown(name: str, a: np.ndarray, n: np.ndarray) -> Diagnosis:
+def _unknown(name: str, a: np.ndarray, n: np.ndarray, failed: np.ndarray | None = None
+             ) -> Diagnosis:
+    """No pattern: say so and show where, with what sign and how large the errors are."""
     a = np.asarray(a, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
-    detail = ""
-    if a.shape == n.shape and a.size:
+    if a.shape != n.shape:
+        return Diagnosis(name, "unknown", f"The gradient of {name} has shape {a.shape} but "
+                         f"the numerical one {n.shape}: check the backward pass for {name}.",
+                         0.0)
+    if failed is not None and np.shape(failed) == a.shape:
+        bad = np.asarray(failed, dtype=bool)
+    else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-300)
-        rel = rel[np.isfinite(rel)]
-        if rel.size:
-            detail = (f" (the relative error is up to {rel.max():.2g}, median "
-                      f"{np.median(rel):.2g})")
-    sentence = (f"The gradient of {name} disagrees with the numerical gradient without a clear "
-                f"pattern{detail}: check the backward pass for {name} step by step against the "
-                f"forward pass.")
-    return Diagnosis(name, "unknown", sentence, 0.0)
+            rel = np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-8)
+        bad = rel > _DEFAULT_RTOL
+    return describe_error(name, a, n, bad)
 
 
-_PER_TENSOR = ("failed", "repeated_rows", "noise", "value")
+_PER_TENSOR = ("failed", "repeated_rows", "noise", "value", "terms")
 
 
 def diagnose(failing: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
@@ -716,5 +738,6 @@ def diagnose(failing: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
                 kwargs[key] = kwargs[key].get(name)
         others = {k: v for k, v in pool.items() if k != name}
         found = diagnose_tensor(name, a, n, others=others, **kwargs)
-        out[name] = found if found is not None else _unknown(name, a, n)
+        out[name] = found if found is not None else _unknown(name, a, n,
+                                                               kwargs.get("failed"))
     return out

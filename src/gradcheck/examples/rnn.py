@@ -563,6 +563,16 @@ class RNNProblem:
         return _loss_array(self.h0, self.x, self.y, stacked_params)
 
     @property
+    def context(self) -> dict[str, object]:
+        """What the diagnosis may know about the model (``context=`` of the check): the batch
+        size and sequence length, and the groups of parameters built from one shared upstream
+        gradient, from the input to the loss (``U, W, b`` from the hidden pre-activation's,
+        ``V, c`` from the logits')."""
+        batch, steps = np.shape(self.y)
+        return {"batch_size": int(batch), "seq_len": int(steps),
+                "groups": [["U", "W", "b"], ["V", "c"]]}
+
+    @property
     def expected_bad(self) -> frozenset[str]:
         """Parameter names whose gradient :meth:`forward_backward` gets wrong."""
         return frozenset() if self.bug is None else BUGS[self.bug].affects
