@@ -105,6 +105,9 @@ _expect("layers", "softmax_loss", "one_hot_added", x="one_hot")
 _expect("layers", "svm_loss", "counts_correct_class_margin", x="one_hot")
 _expect("layers", "svm_loss", "no_divide_by_n", x="scale")
 
+#: Kinds that locate a bug (which tensors share it) without naming what it is.
+LOCATING = frozenset({"shared", "own_formula"})
+
 #: Coverage on main before issue 12's diagnosis work (measured with this script).
 BASELINE = {"rnn": (3, 8), "layers": (10, 38), "false": 0}
 
@@ -140,6 +143,11 @@ class BugResult:
     def covered(self) -> bool:
         said = [t for t in self.tensors if t.sentence and t.bad]
         return bool(said) and all(t.right for t in said) and not self.false_sentences
+
+    @property
+    def specific(self) -> bool:
+        """Covered, and at least one right sentence names the bug (not only where it is)."""
+        return self.covered and any(t.right and t.kind not in LOCATING for t in self.tensors)
 
     @property
     def status(self) -> str:
@@ -246,6 +254,7 @@ def summary(results: list[BugResult]) -> dict[str, Any]:
     for group in ("rnn", "layers"):
         bugs = [r for r in results if r.group == group and r.bug is not None]
         out[group] = (sum(r.covered for r in bugs), len(bugs))
+        out[group + "_specific"] = sum(r.specific for r in bugs)
         out[group + "_wrong"] = sum(r.status == "wrong" for r in bugs)
     false = [(r.model, r.bug, t.name, t.sentence) for r in results for t in r.false_sentences]
     out["false"] = len(false)
@@ -285,6 +294,9 @@ def section(s: dict[str, Any], results: list[BugResult], zoo: bool) -> str:
         "| >= 7/8 |",
         f"| layer bugs covered | {b['layers'][0]}/{b['layers'][1]} | "
         f"{s['layers'][0]}/{s['layers'][1]} | >= 30/38 |",
+        f"| ... of which named by a specific pattern (not only located by the group "
+        f"sentence) | {b['rnn'][0]} + {b['layers'][0]} | {s['rnn_specific']} + "
+        f"{s['layers_specific']} | |",
         f"| bugs with a wrong sentence | - | {s['rnn_wrong'] + s['layers_wrong']} | 0 |",
         f"| sentences on correct tensors ({s['correct_tensors']} tensors in {s['models']} "
         f"models{', zoo included' if zoo else ''}) | {b['false']} | {s['false']} | 0 |",

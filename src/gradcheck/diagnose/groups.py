@@ -143,7 +143,11 @@ def describe_error(name: str, analytic: np.ndarray, numeric: np.ndarray, bad: np
     details = []
     if bad.any():
         aa, nn = np.abs(a[bad]), np.abs(n[bad])
-        live = nn > 0
+        live = nn > 1e-12 * max(float(aa.max()), 1e-300)
+        if not live.any():
+            details.append("where the numerical gradient is zero (the loss does not depend on "
+                           "them: a gradient the forward pass never uses, or two tensors' "
+                           "gradients mixed up)")
         if live.any():
             ratio = float(np.median(aa[live] / nn[live]))
             size = ("mostly too large" if ratio > 1.05 else "mostly too small"

@@ -79,7 +79,8 @@ def test_mask(ctx: _Ctx) -> Diagnosis | None:
     both = ~zero_n & ~zero_a
     if np.any(both & (np.abs(ctx.d) > tol)):     # where both are nonzero they must agree
         return None
-    inverted = not np.any(both) and bool(np.all(bad | (zero_a & zero_n)))
+    inverted = (not np.any(both) and n_only.any()
+                and bool(np.all(bad | (zero_a & zero_n))))
     if not np.any(both) and not inverted:
         return None                       # nothing agrees and no mask shows
     small = np.minimum(np.abs(ctx.a), np.abs(ctx.n))
