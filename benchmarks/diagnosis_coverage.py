@@ -166,9 +166,7 @@ def expected_kinds(group: str, model: str, bug: str, record: Any) -> dict[str, f
     """The expected kinds of a bug: the record's own ``expected`` field, else EXPECTED."""
     own = getattr(record, "expected", None)
     if own:
-        if isinstance(own, str):
-            return {"*": frozenset(own.split())}
-        return {k: frozenset(v.split() if isinstance(v, str) else v) for k, v in own.items()}
+        return {"*": frozenset(own.split() if isinstance(own, str) else own)}
     return EXPECTED.get((group, model, bug), {})
 
 

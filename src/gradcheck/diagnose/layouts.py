@@ -61,10 +61,10 @@ def test_mask(ctx: _Ctx) -> Diagnosis | None:
     sit where ``A`` is zero and ``N`` is not, while ``A = N`` wherever both are nonzero, the
     mask is *wrong* (taken from the wrong tensor, place or draw); with no entry nonzero on
     both sides it is *inverted*. Every error must stand :data:`_GAP_MIN` error bars above
-    zero (a "zero" is an exact zero, not a small entry next to a large error bar). Evidence: each error contributes half of ``-log10`` of the
-    ratio of its small side to its large side (an exact zero on one side is what noise does
-    not produce; at most 3 per entry, 12 in all), and each entry where both agree 0.5 (at most
-    :data:`_CLEAN_CAP`).
+    zero (a "zero" is an exact zero, not a small entry next to a large error bar).
+    Evidence: each error contributes half of ``-log10`` of the ratio of its small side to its
+    large side (an exact zero on one side is what noise does not produce; at most 3 per
+    entry, 12 in all), and each entry where both agree 0.5 (at most :data:`_CLEAN_CAP`).
     """
     tol = ctx.tol
     zero_n = np.abs(ctx.n) <= tol

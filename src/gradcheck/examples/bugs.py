@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,26 @@ class Bug:
         gradient stays bit-identical.
     tags : frozenset of str
         Free labels (e.g. ``"kink"``, ``"scale"``) used by the zoo's suites.
+    expected : frozenset of str
+        The diagnosis kinds (``gradcheck.diagnose.evidence.KINDS``) whose sentence names this
+        bug rightly; empty when none is expected. ``benchmarks/diagnosis_coverage.py`` and
+        the diagnosis tests hold the diagnosis to it.
     """
 
     name: str
     description: str
     affects: frozenset[str]
     tags: frozenset[str] = field(default_factory=frozenset)
+    expected: frozenset[str] = field(default_factory=frozenset)
 
 
-def bug(name: str, description: str, affects: Iterable[str], tags: Iterable[str] = ()) -> Bug:
+def bug(name: str, description: str, affects: Iterable[str], tags: Iterable[str] = (),
+        expected: Iterable[str] = ()) -> Bug:
     """A :class:`Bug` from plain iterables."""
-    return Bug(name, description, frozenset(affects), frozenset(tags))
+    return Bug(name, description, frozenset(affects), frozenset(tags), frozenset(expected))
+
+
+def with_expected(bugs: dict[str, Bug], expected: dict[str, str]) -> dict[str, Bug]:
+    """``bugs`` with the expected diagnosis kinds set, ``{bug name: "kind kind ..."}``."""
+    return {name: replace(b, expected=frozenset(expected.get(name, "").split()))
+            for name, b in bugs.items()}

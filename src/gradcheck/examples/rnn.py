@@ -65,7 +65,7 @@ from functools import partial
 import numpy as np
 
 from gradcheck.examples import text
-from gradcheck.examples.bugs import Bug
+from gradcheck.examples.bugs import Bug, with_expected
 
 __all__ = [
     "BUGS",
@@ -160,6 +160,20 @@ BUGS: dict[str, Bug] = dict(
     ]
 )
 """All bug variants, keyed by name."""
+
+BUGS = with_expected(BUGS, {
+    "transpose": "transpose",
+    "sign": "sign",
+    "no_dh_next": "shared",
+    "tanh_prime": "shared",
+    "bias_one_step": "one_term own_formula",
+    "batch_scale": "scale",
+    "first_step_h0": "one_step first_step",
+    "softmax_no_target": "one_hot shared",
+})
+"""The diagnosis kinds that name each bug rightly (``Bug.expected``): ``shared`` and
+``own_formula`` locate the bug from which of ``U, W, b`` / ``V, c`` fail (the problem's
+``context["groups"]``)."""
 
 
 def _check_bug(bug: str | None) -> None:

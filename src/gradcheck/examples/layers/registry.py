@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.examples.bugs import Bug, bug
+from gradcheck.examples.bugs import Bug, bug, with_expected
 from gradcheck.examples.layers._base import Cache, Grads, LayerSpec
 from gradcheck.examples.layers.activations import (
     _leaky_relu_backward,
@@ -386,6 +386,39 @@ LAYERS: dict[str, LayerSpec] = {
         ),
     ),
 }
+
+#: The diagnosis kinds that name each bug rightly (``Bug.expected``); ``own_formula`` and
+#: ``shared`` locate the bug from which of the layer's inputs fail (they share ``dout``),
+#: ``factor`` says which factor of a product ``Xᵀ·δ`` is wrong.
+EXPECTED_DIAGNOSES: dict[str, dict[str, str]] = {
+    "affine": {"dx_missing_transpose": "transpose own_formula", "dw_transposed": "transpose",
+               "dw_divided_by_n": "scale", "db_first_row": "one_term own_formula"},
+    "relu": {"mask_wrong_sign": "mask", "pass_through": "mask"},
+    "leaky_relu": {"negative_slope_zero": "zero mask slopes", "slopes_swapped": "slopes"},
+    "sigmoid": {"derivative_of_input": "activation", "missing_one_minus": "activation"},
+    "tanh": {"derivative_of_input": "activation", "missing_square": "activation"},
+    "batchnorm": {"missing_mean_terms": "mean_terms", "unbiased_variance": "scale",
+                  "dgamma_unnormalised": "own_formula"},
+    "layernorm": {"dgamma_wrong_axis": "own_formula", "dx_reduced_over_batch":
+                  "mean_terms own_formula", "dbeta_mean": "scale"},
+    "dropout": {"missing_scale": "scale", "different_mask": "mask"},
+    "conv_naive": {"dx_crop_shifted": "shifted edges", "dx_flipped_kernel": "own_formula",
+                   "dw_flipped_window": "flipped"},
+    "max_pool_naive": {"route_to_all": "mask", "route_to_first": "mask"},
+    "rnn_step": {"tanh_derivative_of_preactivation": "shared activation factor",
+                 "missing_tanh_derivative": "shared activation factor",
+                 "dWh_uses_next_h": "factor own_formula"},
+    "lstm_step": {"sigmoid_derivative_as_s": "shared factor",
+                  "missing_dnext_c": "shared factor",
+                  "forget_gate_uses_next_c": "shared factor"},
+    "embedding": {"assignment_instead_of_accumulation": "repeated_rows",
+                  "fancy_index_iadd": "repeated_rows"},
+    "softmax_loss": {"no_divide_by_n": "scale", "missing_one_hot": "one_hot",
+                     "one_hot_added": "one_hot"},
+    "svm_loss": {"counts_correct_class_margin": "one_hot", "no_divide_by_n": "scale"},
+}
+for _name, _expected in EXPECTED_DIAGNOSES.items():
+    LAYERS[_name].bugs.update(with_expected(LAYERS[_name].bugs, _expected))
 
 _IMPLS: dict[str, Callable[..., Any]] = {
     "affine": _affine_backward,
