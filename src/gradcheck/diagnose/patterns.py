@@ -537,12 +537,17 @@ def _nan_diagnosis(name: str, a: np.ndarray, n: np.ndarray) -> Diagnosis | None:
     return None
 
 
-#: Patterns beyond a constant, a transpose and regions, in the order they are tried: those
-#: that need extra context first (terms, the tensor's value), then masks and positions.
+#: Exact predictions from extra context (the terms of the sum, the tensor's value), tried
+#: before the constant fit: a slip of an activation or of one slope can look like a
+#: constant on most entries, but only the exact prediction fits them all.
+EXACT_TESTS: tuple[Callable[[_Ctx], Diagnosis | None], ...] = (
+    values.test_one_term, values.test_activation, values.test_slopes,
+)
+#: Patterns beyond a constant, a transpose and regions, tried after them: masks, one-hot
+#: terms, batch-statistics terms, then positions and ranks.
 SHAPE_TESTS: tuple[Callable[[_Ctx], Diagnosis | None], ...] = (
-    values.test_one_term, layouts.test_mask, layouts.test_one_hot, values.test_activation,
-    values.test_slopes, values.test_mean_terms, layouts.test_flipped, layouts.test_shifted,
-    layouts.test_one_step, layouts.test_factor,
+    layouts.test_mask, layouts.test_one_hot, values.test_mean_terms, layouts.test_flipped,
+    layouts.test_shifted, layouts.test_one_step, layouts.test_factor,
 )
 
 
@@ -658,6 +663,7 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
     tests: list[Callable[[], Diagnosis | None]] = [
         lambda: _test_swapped(ctx),
         lambda: _test_zero_whole(ctx),
+        *[lambda test=test: test(ctx) for test in EXACT_TESTS],
         lambda: special,
         *[lambda test=test: test(ctx) for test in positional[:1]],
         lambda: _test_small_term_value(ctx),

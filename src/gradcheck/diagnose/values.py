@@ -109,11 +109,14 @@ def test_activation(ctx: _Ctx) -> Diagnosis | None:
     return Diagnosis(ctx.name, "activation", sentence, _confidence(evidence))
 
 
-def _fit_side(a: np.ndarray, n: np.ndarray) -> tuple[float, float] | None:
-    """``(c, evidence)`` of ``a ≈ c·n`` as in the constant test, or None when it fits badly."""
+def _fit_side(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> tuple[float, float] | None:
+    """``(c, evidence)`` of ``a ≈ c·n`` as in the constant test (``c = 1``, no evidence, when
+    ``a`` matches ``n`` within ``tol``), or None when it fits badly."""
     nn = float(np.sum(n * n))
     if a.size < 2 or nn == 0:
         return None
+    if np.all(np.abs(a - n) <= tol):
+        return 1.0, 0.0
     c = float(np.sum(a * n)) / nn
     d = a - n
     res = float(np.sqrt(np.sum((a - c * n) ** 2)))
@@ -138,7 +141,7 @@ def test_slopes(ctx: _Ctx) -> Diagnosis | None:
     x = _own_value(ctx)
     if x is None:
         return None
-    fits = [_fit_side(ctx.a[side], ctx.n[side]) for side in (x > 0, x < 0)]
+    fits = [_fit_side(ctx.a[side], ctx.n[side], ctx.tol[side]) for side in (x > 0, x < 0)]
     if fits[0] is None or fits[1] is None:
         return None
     (cp, ep), (cm, em) = fits
