@@ -12,7 +12,20 @@ Every known bug pattern is a *hypothesis* that predicts ``A`` from ``N`` (and co
   (never computed), ``A - N ≈ κ·W`` when the tensor's value ``W`` is given (regularisation);
 * errors confined to a region: the first or last step along the time axis, the first and/or
   last index along an axis (edges, padding), rows that are hit more than once (assignment
-  instead of accumulation), or entries where ``A`` is zero (not accumulated).
+  instead of accumulation), or entries where ``A`` is zero (not accumulated);
+* the shape of the error (:mod:`gradcheck.diagnose.layouts`): only where one of ``A`` and ``N``
+  is zero (a missing, wrong or inverted mask), in whole multiples of ``1/batch_size`` (a
+  one-hot target term), ``N`` reversed or shifted by one along axes (a flipped kernel, a crop
+  off by one), of rank ``<= batch_size`` (one time step's term), in one factor's space of
+  ``Xᵀ·δ`` (the wrong activations or the wrong upstream gradient);
+* context beyond ``A`` and ``N`` (:mod:`gradcheck.diagnose.values`): with the tensor's value
+  ``x``, an activation's derivative slipped (at the input instead of the output, a factor
+  missing), slopes of a piecewise-linear activation wrong on one side, a normalisation's
+  mean and variance terms missing (error ``α + β·x`` along an axis); with the terms of the
+  sum the gradient needs, ``A`` equal to one of them.
+
+Which tensors of a group sharing an upstream gradient fail, and what to say when nothing
+fits, are decided per check (:mod:`gradcheck.diagnose.groups`, :mod:`gradcheck.diagnose.attach`).
 
 A hypothesis is scored by an *evidence* ``E``, roughly ``-log10`` of the chance that random
 disagreement (``A = N + noise``, or an unrelated ``A``) fits it as well as the data does:
@@ -563,9 +576,12 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
 
     Each known bug pattern is scored by how unlikely random disagreement would fit it (see
     the module docstring); patterns are tried from the most specific to the least: NaN/Inf,
-    swapped with another tensor, all zero, ``A ≈ c·N`` with a special ``c`` (sign, 2, ½, batch
-    size, sequence length), transpose, a missing ``λ·W`` term (when ``value`` is given),
-    errors only on repeated rows, on the first/last step, on the edges, where ``A`` is zero,
+    swapped with another tensor, all zero, the exact predictions from context (one term of
+    ``terms``; an activation slip or wrong slopes, from ``value``), ``A ≈ c·N`` with a special
+    ``c`` (sign, 2, ½, batch size, sequence length, ``N/(N-1)`` and its root), transpose, a
+    missing ``λ·W`` term (when ``value`` is given), errors only on repeated rows, on the
+    first/last step, on the edges, a mask, a one-hot term, normalisation terms, a flip, a
+    shift by one, one time step's rank, one wrong factor, zeros where ``A`` should not be,
     ``A ≈ c·N`` with another ``c``, and a small consistent relative error.
 
     Parameters
@@ -579,7 +595,9 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
     others : mapping of str to (analytic, numeric), optional
         Gradients of other tensors of the model, for the swap test.
     batch_size, seq_len : int, optional
-        Recognised as special factors ``c`` (and ``1/c``).
+        Recognised as special factors ``c`` (and ``1/c``). ``batch_size`` also sets the
+        quantum ``1/batch_size`` of the one-hot test and bounds the rank of the one-time-step
+        test, which needs ``seq_len``.
     time_axis : int, optional
         Axis of time steps for the first/last step tests (default: axis 0).
     repeated_rows : numpy.ndarray of bool, optional
@@ -590,11 +608,16 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
         diagnosed; only errors above it count inside a region.
     value : numpy.ndarray, optional
         The tensor's current value ``W``; enables the test ``A - N ≈ -λ·W`` (a missing
-        regularisation gradient).
+        regularisation gradient) and, when the tensor is an activation's input, the
+        activation, slopes and normalisation-terms tests.
     layout : bool, default True
         Whether the arrays have the tensor's layout. Pass False for a flat sample of its
         entries: the tests that depend on positions (transpose, edges, first/last step,
-        repeated rows) are then skipped, and zeros are counted rather than located.
+        repeated rows, flips, shifts, ranks) are then skipped, and zeros are counted rather
+        than located.
+    terms : numpy.ndarray, optional
+        Shape ``(K, *shape)``: the ``K`` terms whose sum is the right gradient (e.g. the rows
+        of the upstream gradient for a bias); enables the one-term test.
 
     Returns
     -------
