@@ -9,7 +9,7 @@ import numpy as np
 from gradcheck.judge.verdict import INCONCLUSIVE, KINK
 
 if TYPE_CHECKING:
-    from gradcheck.report.results import Report
+    from gradcheck.report.results import Report, TensorReport
 
 HEADLINES = {
     "pass": "PASS — the analytic gradients agree with the numerical ones",
@@ -60,10 +60,9 @@ def render_report(report: Report, worst: int = 5) -> str:
     rows = [["tensor", "shape", "checked", "failed", "kinks", "inconcl.", f"max {measure}",
              f"median {measure}", "verdict"]]
     for t in report.tensors:
-        rows.append([t.name, "x".join(map(str, t.shape)) or "scalar",
-                     f"{t.checked}/{t.size}" if t.checked != t.size else str(t.checked),
+        rows.append([t.name, "x".join(map(str, t.shape)) or "scalar", _checked(t),
                      str(t.failed), str(t.count(KINK)), str(t.count(INCONCLUSIVE)),
-                     fmt(t.max_error), fmt(t.median_error), t.verdict])
+                     _error(t, t.max_error), _error(t, t.median_error), t.verdict])
     out += table(rows, right={2, 3, 4, 5, 6, 7})
     out += _directional_lines(report)
     entries = report.worst(worst)
@@ -91,6 +90,19 @@ def render_report(report: Report, worst: int = 5) -> str:
     out.append(f"{report.evaluations} loss evaluations in {report.wall_time:.2f} s")
     return "\n".join(out)
 
+
+
+def _checked(t: TensorReport) -> str:
+    """Entries checked elementwise, or that the tensor was tested along a direction only."""
+    if t.checked == 0 and t.directional is not None:
+        return "direction"
+    return f"{t.checked}/{t.size}" if t.checked != t.size else str(t.checked)
+
+
+def _error(t: TensorReport, value: float) -> str:
+    """An error column: ``-`` when no entry of the tensor was checked elementwise (its
+    directional test is in the table below), else the number."""
+    return "-" if t.checked == 0 else fmt(value)
 
 
 def _directional_lines(report: Report) -> list[str]:

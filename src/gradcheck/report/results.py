@@ -128,7 +128,8 @@ class TensorReport:
             "checked": self.checked, "passed": self.count(PASS), "failed": self.failed,
             "kinks": self.count(KINK), "inconclusive": self.count(INCONCLUSIVE),
             "skipped": self.size - self.checked, "verdict": self.verdict,
-            "max_error": _num(self.max_error), "median_error": _num(self.median_error),
+            "max_error": _num(self.max_error) if self.checked else None,
+            "median_error": _num(self.median_error) if self.checked else None,
             "worst": worst.to_dict() if worst else None, "diagnosis": self.diagnosis,
             "likely_bug": None if self.likely_bug is None else {
                 "kind": self.likely_bug.kind, "confidence": self.likely_bug.confidence,
