@@ -14,7 +14,6 @@ from gradcheck.examples import rnn
 from gradcheck.examples.layers import LAYERS, check_reference_layer
 
 B, T = 4, 10
-RNN_CONTEXT = {"batch_size": B, "seq_len": T}
 
 #: bug → {tensor: (kind, factor or None)} where the diagnosis must name the pattern.
 RNN_EXPECTED = {
@@ -39,8 +38,9 @@ LAYER_EXPECTED = {
 
 def _check_rnn(bug, **options):
     problem = rnn.make_problem(bug, seq_len=T, batch=B)
+    assert problem.context["batch_size"] == B and problem.context["seq_len"] == T
     return gc.check(problem.forward, problem.forward_backward, problem.params,
-                    context=RNN_CONTEXT, **options)
+                    context=problem.context, **options)
 
 
 def _assert_kind(t, kind: str, factor: float | None) -> None:
@@ -115,3 +115,72 @@ def test_json_and_text_carry_the_diagnosis(tmp_path, capsys) -> None:
     assert main(["demo", "rnn", "--bug", "sign"]) == 1
     out = capsys.readouterr().out
     assert "Likely bugs:" in out and "V: The gradient of V" in out and "-1" in out
+
+
+def _assert_named_rightly(report, bug) -> None:
+    """Every sentence on a tensor the bug breaks has an expected kind (or says no pattern
+    fits), at least one names the bug, and no tensor the bug leaves correct gets one."""
+    said = []
+    for t in report.tensors:
+        if t.name not in bug.affects:
+            assert t.diagnosis is None and t.likely_bug is None, t.diagnosis
+            continue
+        if t.likely_bug is None or t.likely_bug.kind == "unknown":
+            continue
+        assert t.likely_bug.kind in bug.expected, (t.name, t.diagnosis)
+        assert t.likely_bug.confidence >= 0.7 and t.name in t.diagnosis
+        said.append(t.name)
+    assert said, f"{bug.name}: no tensor it breaks got a sentence"
+
+
+@pytest.mark.parametrize("bug", sorted(rnn.BUGS))
+def test_every_rnn_bug_is_named_rightly(bug: str) -> None:
+    assert rnn.BUGS[bug].expected
+    _assert_named_rightly(_check_rnn(bug), rnn.BUGS[bug])
+
+
+@pytest.mark.parametrize(("layer", "bug"),
+                         [(n, b) for n in sorted(LAYERS) for b in sorted(LAYERS[n].bugs)])
+def test_every_layer_bug_is_named_rightly(layer: str, bug: str) -> None:
+    record = LAYERS[layer].bugs[bug]
+    assert record.expected
+    _assert_named_rightly(check_reference_layer(layer, bug), record)
+
+
+@pytest.mark.parametrize(("layer", "bug"), [("relu", "pass_through"),
+                                            ("embedding", "fancy_index_iadd"),
+                                            ("affine", "db_first_row"),
+                                            ("softmax_loss", "missing_one_hot")])
+def test_directional_localisation_is_diagnosed(layer: str, bug: str) -> None:
+    report = check_reference_layer(layer, bug, mode="directional", progress=False)
+    _assert_named_rightly(report, LAYERS[layer].bugs[bug])
+
+
+def test_directional_report_has_no_nan_columns() -> None:
+    report = _check_rnn("sign", mode="directional", progress=False)
+    text = str(report)
+    table = text.split("Directional tests")[0]
+    assert "nan" not in table and "direction" in table
+    u = next(t for t in report.to_dict()["tensors"] if t["name"] == "U")
+    assert u["max_error"] is None and u["checked"] == 0
+
+
+def test_no_pattern_says_so_with_the_shape_of_the_error() -> None:
+    def fb(p):
+        x = p["x"]
+        g = 2 * x
+        g[1] += 0.3 * np.sin(7 * x[1])           # a wrong row, no known pattern
+        return {"x": g, "y": 3 * p["y"] ** 2}
+
+    params = {"x": np.linspace(0.2, 1.7, 12).reshape(3, 4), "y": np.ones(3)}
+    report = gc.check(lambda p: float(np.sum(p["x"] ** 2) + np.sum(p["y"] ** 3)), fb, params)
+    x = report.tensor("x")
+    assert x.likely_bug is not None and x.likely_bug.kind == "unknown"
+    assert x.likely_bug.confidence == 0.0
+    assert "No known bug pattern" in x.diagnosis and "only in row 1" in x.diagnosis
+    assert report.tensor("y").diagnosis is None
+
+
+def test_context_groups_are_validated() -> None:
+    with pytest.raises(gc.InputError, match="groups"):
+        gc.check(lambda x: float(x.sum()), np.ones_like, np.ones(3), context={"groups": "x"})

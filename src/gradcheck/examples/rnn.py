@@ -168,7 +168,7 @@ BUGS = with_expected(BUGS, {
     "tanh_prime": "shared",
     "bias_one_step": "one_term own_formula",
     "batch_scale": "scale",
-    "first_step_h0": "one_step first_step",
+    "first_step_h0": "one_step first_step own_formula",
     "softmax_no_target": "one_hot shared",
 })
 """The diagnosis kinds that name each bug rightly (``Bug.expected``): ``shared`` and

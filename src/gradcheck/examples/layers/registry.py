@@ -402,8 +402,8 @@ EXPECTED_DIAGNOSES: dict[str, dict[str, str]] = {
     "layernorm": {"dgamma_wrong_axis": "own_formula", "dx_reduced_over_batch":
                   "mean_terms own_formula", "dbeta_mean": "scale"},
     "dropout": {"missing_scale": "scale", "different_mask": "mask"},
-    "conv_naive": {"dx_crop_shifted": "shifted edges", "dx_flipped_kernel": "own_formula",
-                   "dw_flipped_window": "flipped"},
+    "conv_naive": {"dx_crop_shifted": "shifted edges own_formula",
+                   "dx_flipped_kernel": "own_formula", "dw_flipped_window": "flipped"},
     "max_pool_naive": {"route_to_all": "mask", "route_to_first": "mask"},
     "rnn_step": {"tanh_derivative_of_preactivation": "shared activation factor",
                  "missing_tanh_derivative": "shared activation factor",
