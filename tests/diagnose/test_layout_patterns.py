@@ -395,3 +395,20 @@ def test_describe_error_shows_where_sign_and_size():
     assert "10 of 30 entries" in d.sentence
     d = describe_error("b", np.ones(3), np.zeros(3), np.ones(3, bool))
     assert "numerical gradient is zero" in d.sentence
+
+
+@pytest.mark.parametrize("c", [3.0, 0.3, 4.0, -2.5])
+@pytest.mark.parametrize("regime", ["column_constant", "quantised", "low_rank"])
+def test_a_plain_scale_stays_a_scale(regime, c):
+    """A ≈ c·N with an N that is constant down columns, quantised or low rank: the shape
+    patterns must leave it to the constant test."""
+    rng = _rng("scale", regime, c)
+    if regime == "column_constant":
+        n = np.tile(rng.normal(size=3), (4, 1))
+    elif regime == "quantised":
+        n = rng.integers(-3, 4, size=(5, 4)) / 5.0
+    else:
+        n = rng.normal(size=(2, 6)).T @ rng.normal(size=(2, 5))
+    d = diagnose_tensor("x", c * n, _num(rng, n), noise=NOISE, batch_size=5, seq_len=4,
+                        value=rng.normal(size=n.shape))
+    assert d is not None and d.kind in ("scale", "sign") and d.confidence >= 0.7, d

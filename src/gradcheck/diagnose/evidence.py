@@ -171,6 +171,12 @@ class _Ctx:
         an = _norm(self.a)
         return max(res / self.dnorm, res / an if an > 0 else math.inf)
 
+    def proportional(self) -> bool:
+        """Whether ``A ≈ c·N`` for some constant (misfit below 0.1): the constant test's
+        case, which the patterns of where the error is leave to it."""
+        nn = float(np.sum(self.n * self.n))
+        return nn > 0 and self.fit_r(float(np.sum(self.a * self.n)) / nn * self.n) < 0.1
+
     def zero_like(self, mask: np.ndarray) -> bool:
         """Whether ``A`` is (about) zero on every entry of ``mask``."""
         return bool(np.all(np.abs(self.a[mask]) <= _ZERO_RATIO * np.abs(self.n[mask])

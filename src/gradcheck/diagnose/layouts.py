@@ -120,10 +120,11 @@ def test_one_hot(ctx: _Ctx) -> Diagnosis | None:
     changes entries by ``k / B`` for whole ``k`` (the counts of each target class, for a bias
     summed over examples and steps). Evidence: an entry lands within its tolerance ``t`` of a
     nonzero multiple of ``q`` by chance with probability about ``2t / q``, worth
-    ``-log10(2t/q)`` (at most 3 per entry, 12 in all); needs at least two errors.
+    ``-log10(2t/q)`` (at most 3 per entry, 12 in all); needs at least two errors, and
+    ``A ≈ c·N`` (a quantised ``N`` scaled) is left to the constant test.
     """
     b = ctx.batch_size
-    if b is None or b < 2:
+    if b is None or b < 2 or ctx.proportional():
         return None
     q = 1.0 / b
     bad = ctx.bad
@@ -314,8 +315,7 @@ def test_factor(ctx: _Ctx) -> Diagnosis | None:
     m1, m2 = ctx.n.shape
     if rank == 0 or rank >= min(m1, m2):
         return None
-    nn = float(np.sum(ctx.n * ctx.n))
-    if ctx.fit_r(float(np.sum(ctx.a * ctx.n)) / nn * ctx.n) < 0.1:
+    if ctx.proportional():
         return None
     dn = _norm(ctx.d)
     row, col = vt[:rank], u[:, :rank]

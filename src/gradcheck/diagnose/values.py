@@ -163,11 +163,15 @@ def test_mean_terms(ctx: _Ctx) -> Diagnosis | None:
     The gradient of a normalisation ``x̂ = (x - mean) / std`` over an axis carries two terms
     from the mean and the variance, ``-mean(g) - x̂·mean(g·x̂)``, constant and linear in ``x``
     along that axis. If the error in every slice along the axis is fitted by ``α + β·x`` to a
-    relative residual below 1e-3, those terms are missing or wrong. Evidence: the ``L - 2``
-    residual degrees of freedom per slice, ``Σ (L - 2)·min(-log10 r, 2)``.
+    relative residual below 1e-3 (and the term in ``x`` is needed: an error constant along
+    the axis, or ``A ≈ c·N``, is not this pattern), those terms are missing or wrong.
+    Evidence: the ``L - 2`` residual degrees of freedom per slice,
+    ``Σ (L - 2)·min(-log10 r, 2)``.
     """
     x = _own_value(ctx)
     if x is None or ctx.a.ndim != 2 or not ctx.layout:
+        return None
+    if ctx.proportional():
         return None
     best = None
     for axis in (0, 1):
@@ -175,17 +179,20 @@ def test_mean_terms(ctx: _Ctx) -> Diagnosis | None:
         if length < 3:
             continue
         xs, ds = np.moveaxis(x, axis, 0), np.moveaxis(ctx.d, axis, 0)
-        worst, evidence = 0.0, 0.0
+        worst, needs_x, evidence = 0.0, 0.0, 0.0
         for j in range(xs.shape[1]):
-            dn = float(np.sqrt(np.sum(ds[:, j] ** 2)))
+            dj = ds[:, j]
+            dn = float(np.sqrt(np.sum(dj ** 2)))
             if dn == 0:
                 continue
             basis = np.stack([np.ones(length), xs[:, j]], axis=1)
-            coef, *_ = np.linalg.lstsq(basis, ds[:, j], rcond=None)
-            r = float(np.sqrt(np.sum((ds[:, j] - basis @ coef) ** 2))) / dn
+            coef, *_ = np.linalg.lstsq(basis, dj, rcond=None)
+            r = float(np.sqrt(np.sum((dj - basis @ coef) ** 2))) / dn
             worst = max(worst, r)
+            needs_x = max(needs_x, float(np.sqrt(np.sum((dj - dj.mean()) ** 2))) / dn)
             evidence += (length - 2) * min(_neglog(r), 2.0)
-        if worst < 1e-3 and evidence > 0 and (best is None or evidence > best[0]):
+        if (worst < 1e-3 and needs_x > 0.1 and evidence > 0
+                and (best is None or evidence > best[0])):
             best = (evidence, axis)
     if best is None:
         return None
