@@ -58,18 +58,18 @@ def _expect(group: str, model: str, bug: str, **kinds: str) -> None:
 
 
 # the RNN demo
-_expect("rnn", "rnn", "transpose", W="transpose")
-_expect("rnn", "rnn", "sign", V="sign")
+_expect("rnn", "rnn", "transpose", W="transpose own_formula")
+_expect("rnn", "rnn", "sign", V="sign own_formula")
 _expect("rnn", "rnn", "no_dh_next", any="shared")
 _expect("rnn", "rnn", "tanh_prime", any="shared")
 _expect("rnn", "rnn", "bias_one_step", b="one_term own_formula")
-_expect("rnn", "rnn", "batch_scale", any="scale")
+_expect("rnn", "rnn", "batch_scale", any="scale shared")
 _expect("rnn", "rnn", "first_step_h0", W="one_step first_step own_formula")
 _expect("rnn", "rnn", "softmax_no_target", any="one_hot shared")
 # the reference layers
 _expect("layers", "affine", "dx_missing_transpose", x="transpose own_formula")
-_expect("layers", "affine", "dw_transposed", w="transpose")
-_expect("layers", "affine", "dw_divided_by_n", w="scale")
+_expect("layers", "affine", "dw_transposed", w="transpose own_formula")
+_expect("layers", "affine", "dw_divided_by_n", w="scale own_formula")
 _expect("layers", "affine", "db_first_row", b="one_term own_formula")
 _expect("layers", "relu", "mask_wrong_sign", x="mask")
 _expect("layers", "relu", "pass_through", x="mask")
@@ -80,16 +80,16 @@ _expect("layers", "sigmoid", "missing_one_minus", x="activation")
 _expect("layers", "tanh", "derivative_of_input", x="activation")
 _expect("layers", "tanh", "missing_square", x="activation")
 _expect("layers", "batchnorm", "missing_mean_terms", x="mean_terms")
-_expect("layers", "batchnorm", "unbiased_variance", x="scale")
+_expect("layers", "batchnorm", "unbiased_variance", x="scale own_formula")
 _expect("layers", "batchnorm", "dgamma_unnormalised", gamma="own_formula")
 _expect("layers", "layernorm", "dgamma_wrong_axis", gamma="own_formula")
 _expect("layers", "layernorm", "dx_reduced_over_batch", x="mean_terms own_formula")
-_expect("layers", "layernorm", "dbeta_mean", beta="scale")
+_expect("layers", "layernorm", "dbeta_mean", beta="scale own_formula")
 _expect("layers", "dropout", "missing_scale", x="scale")
 _expect("layers", "dropout", "different_mask", x="mask")
 _expect("layers", "conv_naive", "dx_crop_shifted", x="shifted edges own_formula")
 _expect("layers", "conv_naive", "dx_flipped_kernel", x="own_formula")
-_expect("layers", "conv_naive", "dw_flipped_window", w="flipped")
+_expect("layers", "conv_naive", "dw_flipped_window", w="flipped own_formula")
 _expect("layers", "max_pool_naive", "route_to_all", x="mask")
 _expect("layers", "max_pool_naive", "route_to_first", x="mask")
 _expect("layers", "rnn_step", "tanh_derivative_of_preactivation", any="shared activation factor")
@@ -228,12 +228,13 @@ def layer_results(mode: str = "elementwise") -> Iterator[BugResult]:
             yield res
 
 
-def zoo_results() -> Iterator[BugResult]:
+def zoo_results(mode: str = "elementwise") -> Iterator[BugResult]:
     from gradcheck.examples import zoo
 
     for m in zoo.build_all():
         start = time.perf_counter()
-        report = gc.check(m.forward, m.forward_backward, m.params, seed=m.needs_seed)
+        report = gc.check(m.forward, m.forward_backward, m.params, seed=m.needs_seed,
+                          mode=mode, progress=False)
         # zoo bugs carry no expected kinds: only false sentences on correct tensors count
         res = _judge(BugResult("zoo", m.name, None), report, frozenset(m.bad_tensors), {})
         res.seconds = time.perf_counter() - start
@@ -328,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_zoo:
         results += list(zoo_results())
     s = summary(results)
-    directional = summary([*rnn_results("directional"), *layer_results("directional")])
+    directional = summary([*rnn_results("directional"), *layer_results("directional"),
+                           *([] if args.no_zoo else zoo_results("directional"))])
     text = section(s, results, not args.no_zoo, directional)
     print(text)
     if args.verbose:

@@ -184,3 +184,28 @@ def test_no_pattern_says_so_with_the_shape_of_the_error() -> None:
 def test_context_groups_are_validated() -> None:
     with pytest.raises(gc.InputError, match="groups"):
         gc.check(lambda x: float(x.sum()), np.ones_like, np.ones(3), context={"groups": "x"})
+
+
+def test_layer_check_passes_groups_and_bias_terms() -> None:
+    from gradcheck.layer_check import _layer_context
+
+    dout = np.random.default_rng(0).normal(size=(2, 3, 4, 4))          # (N, F, H', W')
+    params = {"x": np.zeros((2, 2, 5, 5)), "w": np.zeros((3, 2, 3, 3)), "b": np.zeros(3)}
+    ctx = _layer_context({"batch_size": 2}, ["x", "w", "b"], params, dout)
+    assert ctx["groups"] == [["x", "w", "b"]] and set(ctx["terms"]) == {"b"}
+    assert ctx["terms"]["b"].shape == (32, 3)
+    np.testing.assert_allclose(ctx["terms"]["b"].sum(axis=0), dout.sum(axis=(0, 2, 3)))
+    given = _layer_context({"groups": [], "terms": {}}, ["x", "w", "b"], params, dout)
+    assert given["groups"] == [] and given["terms"] == {}
+    affine = _layer_context({}, ["x", "w", "b"], {"x": np.zeros((4, 6)), "w": np.zeros((6, 5)),
+                                                  "b": np.zeros(5)}, np.ones((4, 5)))
+    assert affine["terms"]["b"].shape == (4, 5)
+
+
+@pytest.mark.parametrize(("seq_len", "batch"), [(5, 2), (10, 4)])
+def test_rnn_demo_context_follows_the_problem(seq_len: int, batch: int) -> None:
+    problem = rnn.make_problem("first_step_h0", seq_len=seq_len, batch=batch)
+    assert problem.context["seq_len"] == seq_len and problem.context["batch_size"] == batch
+    report = gc.check(problem.forward, problem.forward_backward, problem.params,
+                      context=problem.context, progress=False)
+    _assert_named_rightly(report, rnn.BUGS["first_step_h0"])

@@ -65,6 +65,9 @@ def diagnose_groups(groups: Sequence[Sequence[str]], failed: Mapping[str, bool],
             right = f" while those of {_names(after)} are right" if after else ""
             if len(kept) > 1 and gi == len(kept) - 1:
                 what = "the gradient of the loss itself, e.g. softmax minus one-hot or its mean"
+            elif len(kept) == 1:
+                what = ("e.g. the gradient at the pre-activation: an activation's derivative, "
+                        "or an incoming gradient dropped")
             else:
                 what = ("what flows into them, e.g. a gradient carried over from the next time "
                         "step or an activation's derivative")

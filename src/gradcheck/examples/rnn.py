@@ -162,12 +162,12 @@ BUGS: dict[str, Bug] = dict(
 """All bug variants, keyed by name."""
 
 BUGS = with_expected(BUGS, {
-    "transpose": "transpose",
-    "sign": "sign",
+    "transpose": "transpose own_formula",
+    "sign": "sign own_formula",
     "no_dh_next": "shared",
     "tanh_prime": "shared",
     "bias_one_step": "one_term own_formula",
-    "batch_scale": "scale",
+    "batch_scale": "scale shared",
     "first_step_h0": "one_step first_step own_formula",
     "softmax_no_target": "one_hot shared",
 })

@@ -388,22 +388,24 @@ LAYERS: dict[str, LayerSpec] = {
 }
 
 #: The diagnosis kinds that name each bug rightly (``Bug.expected``); ``own_formula`` and
-#: ``shared`` locate the bug from which of the layer's inputs fail (they share ``dout``),
-#: ``factor`` says which factor of a product ``Xᵀ·δ`` is wrong.
+#: ``shared`` locate the bug from which of the layer's inputs fail (they share ``dout``):
+#: ``own_formula`` is right for every bug in one input's own line, as when a sampled tensor
+#: leaves no positional pattern to test; ``factor`` says which factor of ``Xᵀ·δ`` is wrong.
 EXPECTED_DIAGNOSES: dict[str, dict[str, str]] = {
-    "affine": {"dx_missing_transpose": "transpose own_formula", "dw_transposed": "transpose",
-               "dw_divided_by_n": "scale", "db_first_row": "one_term own_formula"},
+    "affine": {"dx_missing_transpose": "transpose own_formula",
+               "dw_transposed": "transpose own_formula",
+               "dw_divided_by_n": "scale own_formula", "db_first_row": "one_term own_formula"},
     "relu": {"mask_wrong_sign": "mask", "pass_through": "mask"},
     "leaky_relu": {"negative_slope_zero": "zero mask slopes", "slopes_swapped": "slopes"},
     "sigmoid": {"derivative_of_input": "activation", "missing_one_minus": "activation"},
     "tanh": {"derivative_of_input": "activation", "missing_square": "activation"},
-    "batchnorm": {"missing_mean_terms": "mean_terms", "unbiased_variance": "scale",
+    "batchnorm": {"missing_mean_terms": "mean_terms", "unbiased_variance": "scale own_formula",
                   "dgamma_unnormalised": "own_formula"},
     "layernorm": {"dgamma_wrong_axis": "own_formula", "dx_reduced_over_batch":
-                  "mean_terms own_formula", "dbeta_mean": "scale"},
+                  "mean_terms own_formula", "dbeta_mean": "scale own_formula"},
     "dropout": {"missing_scale": "scale", "different_mask": "mask"},
     "conv_naive": {"dx_crop_shifted": "shifted edges own_formula",
-                   "dx_flipped_kernel": "own_formula", "dw_flipped_window": "flipped"},
+                   "dx_flipped_kernel": "own_formula", "dw_flipped_window": "flipped own_formula"},
     "max_pool_naive": {"route_to_all": "mask", "route_to_first": "mask"},
     "rnn_step": {"tanh_derivative_of_preactivation": "shared activation factor",
                  "missing_tanh_derivative": "shared activation factor",
