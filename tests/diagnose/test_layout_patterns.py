@@ -412,3 +412,35 @@ def test_a_plain_scale_stays_a_scale(regime, c):
     d = diagnose_tensor("x", c * n, _num(rng, n), noise=NOISE, batch_size=5, seq_len=4,
                         value=rng.normal(size=n.shape))
     assert d is not None and d.kind in ("scale", "sign") and d.confidence >= 0.7, d
+
+
+def _classic(rng, kind, shape):
+    n = rng.normal(size=shape)
+    a = n.copy()
+    if kind == "sign":
+        a = -n
+    elif kind == "scale":
+        a = 2.0 * n
+    elif kind == "transpose":
+        a = n.T.copy()
+    elif kind == "first_step":
+        a[0] += rng.normal(size=a[0].shape)
+    elif kind == "edges":
+        a[:, 0] += rng.normal(size=a[:, 0].shape)
+        a[:, -1] += rng.normal(size=a[:, -1].shape)
+    elif kind == "zero":
+        a[[1, 3]] = 0.0
+    return a, n
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", [(6, 6), (8, 5), (16, 16)], ids=str)
+@pytest.mark.parametrize("kind", ["sign", "scale", "transpose", "first_step", "edges", "zero"])
+def test_classic_patterns_keep_their_kind_with_every_context(kind, shape, seed):
+    if kind == "transpose" and shape[0] != shape[1]:
+        pytest.skip("a transpose needs a square matrix")
+    rng = _rng("classic", kind, shape, seed)
+    a, n = _classic(rng, kind, shape)
+    kw = _all_context(rng, shape)
+    d = diagnose_tensor("W", a, _num(rng, n), noise=NOISE, **kw)
+    assert d is not None and d.kind == kind and d.confidence >= 0.7, d

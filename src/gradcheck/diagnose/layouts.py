@@ -273,7 +273,9 @@ def test_one_step(ctx: _Ctx) -> Diagnosis | None:
 
     Through time a weight's gradient is ``Σ_t δ_tᵀ x_t``, a sum of ``T·B`` outer products
     (full rank); a mistake in one time step's term changes it by ``B`` outer products only, so
-    the error has rank at most ``B``. Needs ``seq_len`` (a sequence model) and ``batch_size``.
+    the error has rank at most ``B``, spread over more than ``B`` rows and columns (errors
+    confined to a few rows are a region's or a zero's pattern). Needs ``seq_len`` (a sequence
+    model) and ``batch_size``.
     Evidence: the ``(m - r)(n - r)`` directions left over sit below the noise floor, worth
     ``(m - r)(n - r)·min(-log10(σ_{r+1}/σ_1), 1)``.
     """
@@ -287,6 +289,8 @@ def test_one_step(ctx: _Ctx) -> Diagnosis | None:
     m1, m2 = ctx.d.shape
     if r == 0 or r > b or r >= _rank(sn, floor) or r > min(m1, m2) // 2:
         return None
+    if min(int(ctx.bad.any(axis=1).sum()), int(ctx.bad.any(axis=0).sum())) <= r:
+        return None                 # errors in a few rows or columns: a region, not a step
     gap = sd[r] / sd[0] if r < len(sd) else 0.0
     evidence = (m1 - r) * (m2 - r) * min(_neglog(gap), 1.0)
     sentence = (f"The error in the gradient of {ctx.name} has rank {r} (the batch size is {b}) "
