@@ -36,7 +36,8 @@ disagreement (``A = N + noise``, or an unrelated ``A``) fits it as well as the d
   ``E = m·(-log10 r)`` (``m - 1`` when a constant is fitted). ``m`` is a participation ratio,
   ``(Σw)² / Σw²``, so that a few dominant entries do not count as many independent ones. A
   fitted ``c`` that hits a special value (``-1``, 2, the batch size, ...) to relative
-  precision ``δ`` adds ``-log10 δ``;
+  precision ``δ`` adds ``-log10 δ``, provided the fit leaves less than 10 % of the
+  discrepancy (``r < 0.1``);
 * for a region of ``k`` of the ``n`` entries, the errors inside must stand at least 20 times
   above every discrepancy outside (the *gap*), both in units of the error bar and relative to
   the entries' size; each of the ``n_out`` entries outside is a chance for noise to break the
@@ -99,6 +100,8 @@ from gradcheck.diagnose.evidence import (
 from gradcheck.diagnose.groups import describe_error
 
 __all__ = ["CONFIDENT", "KINDS", "Diagnosis", "diagnose", "diagnose_tensor"]
+
+_SPECIAL_FIT = 0.1      # a special c needs the fit to leave under 10 % of the discrepancy
 
 # --------------------------------------------------------------------------------------------
 # the tests, each returning a Diagnosis (any confidence) or None
@@ -181,7 +184,9 @@ def _test_constant(ctx: _Ctx) -> tuple[Diagnosis | None, Diagnosis | None]:
     fit_evidence = max(m - 1.0, 0.0) * _neglog(r)
 
     best: tuple[float, float, str] | None = None      # (rel. distance, value, key)
-    for value, key in _special_factors(ctx):
+    # a special value counts only when the fit explains most of the discrepancy: a poor fit
+    # can land on 1.25 or 2 by coincidence (its bonus would then swamp the misfit)
+    for value, key in _special_factors(ctx) if r < _SPECIAL_FIT else ():
         rel = abs(c - value) / abs(value)
         if rel <= _SPECIAL_RTOL and (best is None or rel < best[0]):
             best = (rel, value, key)
@@ -550,16 +555,18 @@ def _nan_diagnosis(name: str, a: np.ndarray, n: np.ndarray) -> Diagnosis | None:
     return None
 
 
-#: Exact predictions from extra context (the terms of the sum, the tensor's value), tried
-#: before the constant fit: a slip of an activation or of one slope can look like a
-#: constant on most entries, but only the exact prediction fits them all.
+#: Exact predictions from extra context (the terms of the sum, the tensor's value, whole
+#: multiples of 1/batch), tried before the constant fit and the regions: a slip of an
+#: activation or of one slope can look like a constant on most entries, and one-hot targets
+#: that happen to sit in the first and last column like edges, but only the exact
+#: prediction fits them all.
 EXACT_TESTS: tuple[Callable[[_Ctx], Diagnosis | None], ...] = (
-    values.test_one_term, values.test_activation, values.test_slopes,
+    values.test_one_term, values.test_activation, values.test_slopes, layouts.test_one_hot,
 )
 #: Patterns beyond a constant, a transpose and regions, tried after them: masks, one-hot
 #: terms, batch-statistics terms, then positions and ranks.
 SHAPE_TESTS: tuple[Callable[[_Ctx], Diagnosis | None], ...] = (
-    layouts.test_mask, layouts.test_one_hot, values.test_mean_terms, layouts.test_flipped,
+    layouts.test_mask, values.test_mean_terms, layouts.test_flipped,
     layouts.test_shifted, layouts.test_one_step, layouts.test_factor,
 )
 
