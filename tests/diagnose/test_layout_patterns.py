@@ -444,3 +444,16 @@ def test_classic_patterns_keep_their_kind_with_every_context(kind, shape, seed):
     kw = _all_context(rng, shape)
     d = diagnose_tensor("W", a, _num(rng, n), noise=NOISE, **kw)
     assert d is not None and d.kind == kind and d.confidence >= 0.7, d
+
+
+def test_a_poor_fit_on_a_special_value_is_not_that_factor():
+    """The hinge loss counting the correct class's own margin: A = N except -1/B at the
+    targets, which a constant fits poorly (c = 1.25 = 5/4 by coincidence here)."""
+    n = np.full((5, 4), 0.2)
+    y = np.array([3, 0, 0, 0, 0])
+    n[np.arange(5), y] = -0.6
+    a = n.copy()
+    a[np.arange(5), y] -= 0.2
+    d = diagnose_tensor("x", a, n + NOISE * np.random.default_rng(0).normal(size=n.shape),
+                        noise=NOISE, batch_size=5)
+    _confident(d, "one_hot")
