@@ -209,3 +209,12 @@ def test_rnn_demo_context_follows_the_problem(seq_len: int, batch: int) -> None:
     report = gc.check(problem.forward, problem.forward_backward, problem.params,
                       context=problem.context, progress=False)
     _assert_named_rightly(report, rnn.BUGS["first_step_h0"])
+
+
+def test_terms_that_do_not_fit_are_named() -> None:
+    def fb(p):
+        return {"b": p["b"]}                 # half the true gradient: fails
+
+    with pytest.raises(gc.InputError, match="terms"):
+        gc.check(lambda p: float(np.sum(p["b"] ** 2)), fb, {"b": np.arange(1.0, 4.0)},
+                 context={"terms": {"b": np.ones((2, 5))}}, progress=False)

@@ -635,7 +635,8 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
     Raises
     ------
     ValueError
-        If ``failed``, ``noise``, ``repeated_rows`` or ``time_axis`` do not fit the shape.
+        If ``failed``, ``noise``, ``repeated_rows``, ``time_axis`` or ``terms`` do not fit
+        the shape.
     """
     a = np.asarray(analytic, dtype=np.float64)
     n = np.asarray(numeric, dtype=np.float64)
@@ -682,6 +683,9 @@ def diagnose_tensor(name: str, analytic: np.ndarray, numeric: np.ndarray, *,
         if a.ndim == 0 or not -a.ndim <= time_axis < a.ndim:
             raise ValueError(f"time_axis {time_axis} out of range for shape {shape}")
         t = time_axis % a.ndim
+    if terms is not None and (np.ndim(terms) != a.ndim + 1 or np.shape(terms)[1:] != shape):
+        raise ValueError(f"terms of shape {np.shape(terms)} do not fit: give (K, "
+                         f"{', '.join(map(str, shape))}), the K terms of the sum")
     ctx = _Ctx(name=name, a=a, n=n, d=d, tol=tol, tol_abs=tol_abs, bad=bad, failed=fmask,
                others=others or {},
                batch_size=batch_size, seq_len=seq_len, time_axis=t,
