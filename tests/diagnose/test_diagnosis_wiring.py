@@ -154,6 +154,10 @@ def test_every_layer_bug_is_named_rightly(layer: str, bug: str) -> None:
 def test_directional_localisation_is_diagnosed(layer: str, bug: str) -> None:
     report = check_reference_layer(layer, bug, mode="directional", progress=False)
     _assert_named_rightly(report, LAYERS[layer].bugs[bug])
+    if (layer, bug) in (("relu", "pass_through"), ("softmax_loss", "missing_one_hot")):
+        t = report.failing_tensors[0]
+        located = report.tensor(t)
+        assert not located.directional.sampled and located.checked < located.size
 
 
 def test_directional_report_has_no_nan_columns() -> None:

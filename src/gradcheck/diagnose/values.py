@@ -229,6 +229,6 @@ def test_one_term(ctx: _Ctx) -> Diagnosis | None:
     short = ctx.name.split(".")[-1]
     sentence = (f"The gradient of {ctx.name} equals term {k} of the {t.shape[0]} terms it must "
                 f"add up: it keeps one example or time step instead of the sum, e.g. "
-                f"d{short} = dout[{k}], or d{short} = ... assigned inside the loop instead of "
-                f"d{short} += ....")
+                f"d{short} = dout[{k}], or an assignment d{short} = ... inside the loop where "
+                f"d{short} += ... is needed.")
     return Diagnosis(ctx.name, "one_term", sentence, _confidence(evidence))
