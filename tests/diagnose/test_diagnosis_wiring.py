@@ -4,6 +4,7 @@ nothing is claimed with confidence about tensors (or models) that are correct.""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -222,3 +223,21 @@ def test_terms_that_do_not_fit_are_named() -> None:
     with pytest.raises(gc.InputError, match="terms"):
         gc.check(lambda p: float(np.sum(p["b"] ** 2)), fb, {"b": np.arange(1.0, 4.0)},
                  context={"terms": {"b": np.ones((2, 5))}}, progress=False)
+
+
+def test_a_sample_is_diagnosed_without_positions() -> None:
+    """Entries of a sample are not in the tensor's layout: no rows, edges or steps named."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(30, 20))
+
+    def fb(p):
+        g = 2 * p["x"]
+        g[7] = 0.0                           # one row never written
+        return {"x": g}
+
+    report = gc.check(lambda p: float(np.sum(p["x"] ** 2)), fb, {"x": x}, sample=100,
+                      progress=False)
+    t = report.tensor("x")
+    assert t.failed and t.likely_bug is not None
+    assert re.search(r"at \d+ entries", t.diagnosis), t.diagnosis      # counted, not located
+    assert "row" not in t.diagnosis and "step" not in t.diagnosis

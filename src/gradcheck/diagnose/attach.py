@@ -69,7 +69,9 @@ def _tensor_context(context: Mapping[str, Any], name: str, full: bool,
                     value: np.ndarray | None) -> dict[str, Any]:
     """The keyword arguments of :func:`diagnose` for one tensor."""
     if not full:
-        return {k: v for k, v in context.items() if k in SCALAR_CONTEXT}
+        kwargs = {k: v for k, v in context.items() if k in SCALAR_CONTEXT}
+        kwargs["layout"] = False         # a flat sample: nothing positional applies
+        return kwargs
     kwargs = {k: v for k, v in context.items() if k != "groups"}
     for key in PER_TENSOR_CONTEXT:
         if isinstance(kwargs.get(key), Mapping):

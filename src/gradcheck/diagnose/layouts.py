@@ -38,6 +38,7 @@ from gradcheck.diagnose.evidence import (
 )
 
 _QUANTUM_CAP = 3.0       # most evidence one entry landing on a multiple of q can give
+_SVD_MAX_SIZE = 250_000  # the rank tests run an SVD: only on matrices up to this size
 
 
 def _axes_text(axes: tuple[int, ...]) -> str:
@@ -262,8 +263,11 @@ def _rank(s: np.ndarray, floor: float) -> int:
 
 
 def _noise_floor(ctx: _Ctx) -> float | None:
-    """Singular values below this are noise (10 times the norm of the tolerances)."""
-    if ctx.a.ndim != 2 or min(ctx.a.shape) < 3 or not ctx.layout:
+    """Singular values below this are noise (10 times the norm of the tolerances); None when
+    the tensor is not a matrix the rank tests apply to (or too large for an SVD to be cheap
+    next to the check)."""
+    if (ctx.a.ndim != 2 or min(ctx.a.shape) < 3 or not ctx.layout
+            or ctx.a.size > _SVD_MAX_SIZE):
         return None
     return 10.0 * float(np.sqrt(np.sum(ctx.tol_abs ** 2)))
 
