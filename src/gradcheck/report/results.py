@@ -211,8 +211,11 @@ class Report:
         Keys: ``schema`` (int), ``status`` ("pass" | "fail" | "inconclusive"), ``loss``,
         ``counts`` (checked, passed, failed, kinks, inconclusive), ``tensors`` (one dict each:
         name, shape, dtype, size, checked, passed, failed, kinks, inconclusive, skipped,
-        verdict, max_error, median_error, worst, diagnosis), ``worst`` (up to 10 entries:
-        tensor, index, name, analytic, numeric, abs_error, error, error_bar, status, note),
+        verdict, max_error, median_error — null when no entry was checked elementwise, as for
+        a tensor only tested along a direction —, worst, diagnosis, likely_bug: kind,
+        confidence, factor, with kind "unknown" when no known pattern fits), ``worst`` (up to
+        10 entries: tensor, index, name, analytic, numeric, abs_error, error, error_bar,
+        status, note),
         ``entries`` (the same fields for every FAIL and inconclusive entry, worst first; with
         ``entries="all"`` for every checked entry), ``options`` (as asked for), ``decisions``
         (what the run decided), ``evaluations``, ``wall_time`` (seconds), ``warnings``,
