@@ -457,3 +457,15 @@ def test_a_poor_fit_on_a_special_value_is_not_that_factor():
     d = diagnose_tensor("x", a, n + NOISE * np.random.default_rng(0).normal(size=n.shape),
                         noise=NOISE, batch_size=5)
     _confident(d, "one_hot")
+
+
+@pytest.mark.parametrize("context", [{}, {"seq_len": 6}, {"time_axis": 0}])
+def test_first_slice_is_a_row_unless_there_is_a_sequence(context):
+    rng = np.random.default_rng(9)
+    n = rng.normal(size=(6, 5))
+    a = n.copy()
+    a[0] += 1.0
+    d = diagnose_tensor("W", a, _num(rng, n), noise=NOISE, **context)
+    _confident(d, "first_step")
+    assert ("first row" in d.sentence) == (not context)
+    assert ("backward loop" in d.sentence)

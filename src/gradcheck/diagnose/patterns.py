@@ -443,7 +443,14 @@ def _test_regions(ctx: _Ctx) -> Diagnosis | None:
     evidence -= tried
     name = ctx.name
     zero = _zero_note(ctx, errors)
-    if kind in ("first_step", "last_step"):
+    if kind in ("first_step", "last_step") and not (ctx.time_given or ctx.seq_len):
+        # no sign of a sequence: the first or last slice along axis 0, said as such
+        idx = "index 0" if which == "first" else f"index {shape[t] - 1}"
+        sentence = (f"The gradient of {name} is wrong only in the {which} "
+                    f"{_slice_word(t, ndim)} ({idx} along axis {t}){zero}: an off-by-one at "
+                    f"the boundary (a loop range, slice or padding), or, if axis {t} is time, "
+                    f"the {which} step of the backward loop.")
+    elif kind in ("first_step", "last_step"):
         step = "time step" if ctx.time_given else "step"
         idx = "index 0" if which == "first" else f"index {shape[t] - 1}"
         if kind == "first_step":
