@@ -1,0 +1,171 @@
+r"""Forward mode: check a Jacobian-vector product (JVP) of the loss numerically.
+
+``jvp(θ, t)`` returns the directional derivative :math:`\langle\nabla f(\theta), t\rangle` of
+the loss (or ``(loss, dloss)``). Along the one-hot tangent :math:`e_i` it is the gradient
+entry :math:`\partial f/\partial\theta_i`, so the JVPs along the entries to be checked make an
+analytic gradient, and :func:`gradcheck.check` compares it with its finite differences — every
+entry (or a ``sample=``) with error bars, verdicts, second look, executors and diagnosis, or
+``mode="directional"`` with localisation. This is ``torch.autograd.gradcheck(...,
+check_forward_ad=True)`` (one JVP per input entry) and the forward half of
+``jax.test_util.check_grads`` (one JVP along a random tangent), with names.
+
+One check needs no numerics: a JVP is linear in its tangent, so for a random :math:`t`,
+``jvp(θ, t)`` must equal :math:`\sum_i t_i\,` ``jvp(θ, e_i)`` up to rounding and the
+tolerance — a rule that is not (one using ``|t|``, a tangent squared, a stray constant) FAILs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from gradcheck import tree as trees
+from gradcheck.check import check, effective_tol
+from gradcheck.errors import ForwardError, InputError
+from gradcheck.evaluators import loss_value
+from gradcheck.modes import complexview
+from gradcheck.modes.projection import abs_inner, host, inner, random_direction_like
+from gradcheck.report import Report
+from gradcheck.sampling import select
+
+
+def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], params: Any, *,
+              tangent_seed: int = 0, linearity: bool = True, **options: Any) -> Report:
+    """Check ``jvp(params, tangents)`` — the directional derivative of ``forward`` — numerically.
+
+    Parameters
+    ----------
+    forward : ``forward(params) -> loss`` (a scalar).
+    jvp : ``jvp(params, tangents) -> dloss`` or ``(loss, dloss)``, with ``tangents`` shaped like
+        ``params`` (``torch.func.jvp``, ``torch.autograd.forward_ad``, ``jax.jvp`` or a
+        hand-written forward-mode rule).
+    params : a numpy array or a dict / list / tuple of them; complex leaves are checked as
+        (real, imaginary) pairs, a tangent ``(t_x, t_y)`` being ``t_x + i·t_y``.
+    tangent_seed : seed of the random tangent of the linearity test.
+    linearity : test ``jvp(t) == Σ t_i·jvp(e_i)`` (one more JVP call).
+    **options : options of :func:`gradcheck.check`.
+
+    Returns
+    -------
+    Report
+    """
+    view = complexview.inspect(params)
+    complexview.refuse_complex_step(view, options.get("method", "central"))
+    real = complexview.real_tree(params, view) if view.any else params
+    leaves = trees.flatten(real)
+    trees.validate_leaves(leaves)
+    calls = {"jvp": 0}
+
+    def call_jvp(p: Any, tangent: list[np.ndarray]) -> tuple[Any, Any]:
+        calls["jvp"] += 1
+        t = trees.replace_leaves(p, tangent)
+        try:
+            if view.any:
+                out = jvp(complexview.complex_tree(p, view), complexview.complex_tree(t, view))
+            else:
+                out = jvp(p, t)
+        except Exception as exc:
+            raise ForwardError(f"jvp raised {type(exc).__name__}: {exc}; fix it and check "
+                               "again.") from exc
+        loss = None
+        if isinstance(out, tuple) and len(out) == 2:
+            loss, out = out
+        return loss, out
+
+    def forward_real(p: Any) -> Any:
+        return forward(complexview.complex_tree(p, view) if view.any else p)
+
+    wanted = _entries(leaves, options)
+    base: dict[str, Any] = {}
+
+    def gradient(p: Any) -> Any:
+        arrays = [np.asarray(leaf.array) for leaf in trees.flatten(p)]
+        zeros = [np.zeros_like(a) for a in arrays]
+        grads, loss, dtype = [], None, None
+        for j, a in enumerate(arrays):
+            g = np.full(a.shape, np.nan if wanted[j] is not None else 0.0)
+            for k in (range(a.size) if wanted[j] is None else wanted[j]):
+                tangent = list(zeros)
+                one = np.zeros(a.size, dtype=a.dtype)
+                one[k] = 1
+                tangent[j] = one.reshape(a.shape)
+                value, d = call_jvp(p, tangent)
+                if loss is None and value is not None:
+                    loss = value
+                d_host = host(d)
+                if dtype is None and np.issubdtype(d_host.dtype, np.inexact):
+                    dtype = d_host.real.dtype
+                g.reshape(-1)[k] = loss_value(d_host, "as the directional derivative of jvp")
+            grads.append(g)
+        if dtype is not None:
+            grads = [g.astype(dtype) for g in grads]
+        base["grads"] = grads
+        out = trees.replace_leaves(p, grads)
+        return (loss_value(host(loss), "as the loss of jvp"), out) if loss is not None else out
+
+    check_options = dict(options)
+    if any(w is not None for w in wanted):
+        check_options["sample"] = {leaf.name: [int(k) for k in w]
+                                   for leaf, w in zip(leaves, wanted) if w is not None}
+    report = check(forward_real, gradient, real, **check_options)
+    warnings, notes, status = list(report.warnings), list(report.notes), report.status
+    if view.any:
+        notes.append(view.note())
+    if linearity and "grads" in base and all(w is None for w in wanted):
+        ok, sentence = linearity_test(real, leaves, base["grads"], call_jvp, tangent_seed,
+                                      float(options.get("tol", 1e-5)))
+        if ok:
+            notes.append(sentence)
+        else:
+            warnings.append(sentence)
+            status = "fail"
+    notes.insert(0, f"Forward mode: the analytic gradient is jvp along one-hot tangents "
+                 f"({calls['jvp']} jvp calls), compared with finite differences of the loss.")
+    return replace(report, status=status, warnings=warnings, notes=notes,
+                   options={**report.options, "check": "jvp", "sample": options.get("sample")},
+                   evaluations=report.evaluations + calls["jvp"])
+
+
+def _entries(leaves: list[trees.Leaf], options: dict[str, Any]) -> list[np.ndarray | None]:
+    """Flat indices the check will look at per leaf (``None``: all of them), chosen exactly
+    as :func:`gradcheck.check` chooses its sample, so only those JVPs are computed."""
+    sample = options.get("sample")
+    if sample is None or options.get("mode", "elementwise") != "elementwise":
+        return [None] * len(leaves)
+    rng = np.random.default_rng(options.get("sample_seed", 0))
+    out: list[np.ndarray | None] = []
+    for leaf in leaves:
+        idx = select(leaf.shape, sample, rng, leaf.name)
+        out.append(None if idx.size == leaf.size else np.asarray(idx, dtype=np.int64))
+    return out
+
+
+def linearity_test(real: Any, leaves: list[trees.Leaf], grads: list[np.ndarray],
+                   call_jvp: Callable[[Any, list[np.ndarray]], tuple[Any, Any]],
+                   seed: int, tol: float) -> tuple[bool, str]:
+    """``jvp(t)`` against ``Σ_i t_i·jvp(e_i)`` for a random tangent ``t``.
+
+    The two differ only by rounding for a linear rule; a difference above both
+    ``ANALYTIC_ULPS``-style rounding and ``tol`` (at least √ε of the JVP's dtype) times the
+    size of the terms ``Σ|t_i g_i|`` is a rule that is not linear in its tangent."""
+    rng = np.random.default_rng(seed)
+    t = random_direction_like([np.asarray(leaf.array) for leaf in leaves], rng)
+    _, d = call_jvp(real, t)
+    try:
+        direct = float(np.real(host(d)))
+    except (TypeError, ValueError) as exc:
+        raise InputError("jvp returned something that is not a number; return the directional "
+                         "derivative of the loss as a scalar.") from exc
+    summed = inner(grads, t)
+    size = abs_inner(grads, t)
+    dtype = grads[0].dtype if grads else np.dtype(np.float64)
+    allowed = effective_tol(tol, dtype) * size + 64 * float(np.finfo(dtype).eps) * size
+    if abs(direct - summed) <= allowed:
+        return True, (f"The JVP is linear in its tangent: jvp(t) = {direct:.6g} equals "
+                      f"Σ tᵢ·jvp(eᵢ) = {summed:.6g} for a random t.")
+    return False, (f"The JVP is not linear in its tangent: jvp(t) = {direct:.6g} but "
+                   f"Σ tᵢ·jvp(eᵢ) = {summed:.6g} for a random t (tangent_seed={seed}); a JVP "
+                   "must be linear in t — look for |t|, t², or a term that ignores t.")
