@@ -1,0 +1,101 @@
+"""check_jvp: forward-mode derivatives of the loss against finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcheck.modes.jvp import check_jvp
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def softmax_problem(dtype=np.float64, bug: bool = False):
+    """L = Σ softmax(x)·w: the JVP is Σ w·y·(t − Σ y·t); the bug forgets the subtraction."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5)).astype(dtype)
+    w = rng.normal(size=(3, 5)).astype(dtype)
+
+    def forward(p):
+        return np.sum(softmax(p) * w)
+
+    def jvp(p, t):
+        y = softmax(p)
+        dy = y * t if bug else y * (t - np.sum(y * t, -1, keepdims=True))
+        return forward(p), np.sum(dy * w)
+
+    return forward, jvp, x
+
+
+@pytest.mark.parametrize("mode", ["elementwise", "directional"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_jvp(mode, dtype):
+    forward, jvp, x = softmax_problem(dtype)
+    report = check_jvp(forward, jvp, x, mode=mode, progress=False)
+    assert report.status == "pass", report
+    forward, jvp, x = softmax_problem(dtype, bug=True)
+    report = check_jvp(forward, jvp, x, mode=mode, progress=False)
+    assert report.status == "fail"
+
+
+def test_one_jvp_per_entry_and_one_for_linearity():
+    forward, jvp, x = softmax_problem()
+    calls = {"n": 0}
+
+    def counted(p, t):
+        calls["n"] += 1
+        return jvp(p, t)
+
+    report = check_jvp(forward, counted, x, progress=False)
+    assert calls["n"] == x.size + 1
+    assert any("linear" in n for n in report.notes)
+
+
+def test_sample_computes_only_the_sampled_jvps():
+    forward, jvp, x = softmax_problem()
+    calls = {"n": 0}
+
+    def counted(p, t):
+        calls["n"] += 1
+        return jvp(p, t)
+
+    report = check_jvp(forward, counted, x, sample=4, progress=False)
+    assert report.status == "pass"
+    assert report.counts["checked"] == calls["n"] == report.tensors[0].checked
+
+
+def test_a_jvp_not_linear_in_its_tangent_fails():
+    forward, jvp, x = softmax_problem()
+    report = check_jvp(forward, lambda p, t: abs(jvp(p, t)[1]), x, progress=False)
+    assert report.status == "fail"
+    assert any("not linear" in w for w in report.warnings)
+
+
+def test_wrong_entry_is_named():
+    forward, jvp, x = softmax_problem()
+
+    def bad(p, t):
+        loss, d = jvp(p, t)
+        return loss, d + 0.05 * t[1, 2]
+
+    report = check_jvp(forward, bad, x, progress=False)
+    assert [e.name for e in report.entries("FAIL")] == ["params[1,2]"]
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_complex_parameters(bug):
+    """L = Σ|z|²: dL[t] = 2·Re(z̄·t); the bug drops the conjugate."""
+    z = np.random.default_rng(4).normal(size=4) + 1j * np.random.default_rng(5).normal(size=4)
+
+    def forward(p):
+        return float(np.sum(np.abs(p) ** 2))
+
+    def jvp(p, t):
+        return 2 * float(np.sum(np.real((p if bug else np.conj(p)) * t)))
+
+    report = check_jvp(forward, jvp, z, progress=False)
+    assert report.status == ("fail" if bug else "pass")
+    assert report.counts["checked"] == 8
