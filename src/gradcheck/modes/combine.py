@@ -9,7 +9,9 @@ each prefixed with its check.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from gradcheck.errors import InputError
 from gradcheck.report import Report
 
 #: Worst first.
@@ -31,3 +33,22 @@ def combine(reports: dict[str, Report]) -> Report:
         wall_time=sum(r.wall_time for _, r in items),
         warnings=[f"{label}: {w}" for label, r in items for w in r.warnings],
         notes=[f"{label}: {n}" for label, r in items for n in r.notes])
+
+
+#: Modes of the adapters' ``modes=``: reverse (backward / VJP) and forward (JVP).
+MODES = ("rev", "fwd")
+
+
+def validate_modes(order: int, modes: Any) -> tuple[str, ...]:
+    """``modes`` as a tuple of known names, ``order`` 1 or 2 — else one plain sentence."""
+    if isinstance(modes, str):
+        modes = (modes,)
+    modes = tuple(modes)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise InputError(f"modes={modes!r}: give 'rev' (backward), 'fwd' (forward-mode AD) or "
+                         "both, e.g. modes=('fwd', 'rev').")
+    if order not in (1, 2):
+        raise InputError(f"order={order!r}: 1 checks first derivatives, 2 also second "
+                         "derivatives (double backward); higher orders are not supported.")
+    return modes

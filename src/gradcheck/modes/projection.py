@@ -85,12 +85,20 @@ def projection(values: Callable[[Any], list[Any]], direction: Sequence[np.ndarra
 
     Returned as a 0-d array of the lowest precision among ``values(p)``, so the check's
     rounding model uses that precision's ε. ``base`` is ``values(θ₀)``.
+
+    When every value is real at θ₀ the pairing is the bilinear ``Σ v·d`` (no conjugate), so a
+    complex step ``θ + ih`` passes through it: ``Im φ(θ + ih)/h`` is then the derivative
+    (Squire & Trapp 1998). Complex values use ``Re Σ conj(v)·d``.
     """
     offset = abs_inner(base, direction)
+    bilinear = not any(np.iscomplexobj(host(b)) for b in base)
 
     def phi(p: Any) -> Any:
-        vals = values(p)
+        vals = [host(v) for v in values(p)]
         dtype = precision_of(vals)
+        if bilinear and any(np.iscomplexobj(v) for v in vals):
+            total = sum(np.sum(v.astype(np.complex128) * d) for v, d in zip(vals, direction))
+            return np.asarray(total + offset).astype(np.result_type(dtype, np.complex64))
         return np.asarray(inner(vals, direction) + offset).astype(dtype)
 
     return phi
