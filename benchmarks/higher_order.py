@@ -849,7 +849,7 @@ def run_jax(case: Case, bug: bool) -> Outcome:
     return _run(go)
 
 
-def run_gradcheck(case: Case, bug: bool) -> Outcome:
+def run_gradcheck(case: Case, bug: bool, mode: str = "elementwise") -> Outcome:
     """gradcheck's torch adapter: ``order=2`` for order-2 cases, ``modes=("fwd",)`` for jvp
     rules, outputs named for vector-valued and complex functions."""
     from gradcheck.adapters.torch import check_function
@@ -857,7 +857,7 @@ def run_gradcheck(case: Case, bug: bool) -> Outcome:
     def go() -> tuple[str, str]:
         fn = case.torch_make(bug)
         xs = [torch.from_numpy(a.copy()).requires_grad_(True) for a in inputs(case)]
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"mode": mode}
         if case.kind == "order2":
             extra["order"] = 2
         elif case.kind == "fwd":
@@ -873,20 +873,45 @@ def run_gradcheck(case: Case, bug: bool) -> Outcome:
         if report.status != "fail":
             return verdict, "-"
         worst = report.worst(1)[0]
-        return verdict, worst.name + (f" ({worst.note})" if "output" in worst.note else "")
+        where = [part.strip() for part in worst.note.split(";")
+                 if part.strip().startswith(("output", "column"))]
+        return verdict, worst.name + (f" ← {where[0]}" if where else "")
 
     return _run(go)
 
 
-TOOLS = {"torch": run_torch, "jax": run_jax, "gradcheck": run_gradcheck}
+def run_gradcheck_directional(case: Case, bug: bool) -> Outcome:
+    """The same with ``mode="directional"`` (one random direction per tensor, then
+    localisation): the sensitivity-for-cost trade JAX makes, with names."""
+    return run_gradcheck(case, bug, "directional")
 
 
-def table(cases: list[Case]) -> tuple[str, dict[str, dict[str, int]]]:
-    rows = []
+TOOLS = {"torch": run_torch, "jax": run_jax, "gradcheck": run_gradcheck,
+         "gradcheck directional": run_gradcheck_directional}
+
+
+def names_entry(tool: str, named: str) -> bool:
+    """Does the failure name the input entry (element)? torch names input *tensors*; JAX's
+    JVP checks list indices of the output tangent, its VJP checks one number."""
+    return tool.startswith("gradcheck") and "[" in named
+
+
+def names_output(tool: str, named: str) -> bool:
+    """Does the failure name the output (or, for second order, the Hessian column)?"""
+    if tool == "torch":
+        return "output" in named
+    if tool == "jax":
+        return "[" in named
+    return "←" in named
+
+
+def table(cases: list[Case]) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    rows, name_rows = [], []
     totals = {t: {"caught": 0, "bugs": 0, "false": 0, "evals": 0, "seconds": 0.0,
-                  "named": 0} for t in TOOLS}
+                  "entry": 0, "output": 0} for t in TOOLS}
     for case in cases:
         cells = [case.name, case.kind, case.dtype, case.expect]
+        names = [case.name]
         for tool, run in TOOLS.items():
             ok = run(case, False)
             bad = run(case, True)
@@ -895,43 +920,52 @@ def table(cases: list[Case]) -> tuple[str, dict[str, dict[str, int]]]:
                 tot["bugs"] += 1
                 tot["caught"] += bad.verdict == "FAIL"
                 tot["false"] += ok.verdict == "FAIL"
-                tot["named"] += bad.verdict == "FAIL" and bad.named not in ("-", "")
+                caught = bad.verdict == "FAIL"
+                tot["entry"] += caught and names_entry(tool, bad.named)
+                tot["output"] += caught and names_output(tool, bad.named)
                 tot["evals"] += ok.evaluations + bad.evaluations
                 tot["seconds"] += ok.seconds + bad.seconds
-            cells += [f"{ok.verdict} / {bad.verdict}", bad.named.replace("|", "/"),
-                      f"{ok.evaluations} / {bad.evaluations}",
-                      f"{1e3 * ok.seconds:.0f} / {1e3 * bad.seconds:.0f}"]
+            cells.append(f"{ok.verdict} / {bad.verdict} · {ok.evaluations} / "
+                         f"{bad.evaluations} · {1e3 * ok.seconds:.0f} / {1e3 * bad.seconds:.0f}")
+            if tool != "gradcheck directional":
+                names.append(bad.named.replace("|", "/"))
         rows.append("| " + " | ".join(cells) + " |")
+        name_rows.append("| " + " | ".join(names) + " |")
         print(rows[-1], flush=True)
-    head = ["case", "kind", "dtype", "bug"]
-    for tool in TOOLS:
-        head += [f"{tool} correct / buggy", f"{tool} names", f"{tool} evals", f"{tool} ms"]
+    head = ["case", "kind", "dtype", "bug", *TOOLS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows]
-    return "\n".join(lines), totals
+    nhead = ["case", *(t for t in TOOLS if t != "gradcheck directional")]
+    nlines = ["| " + " | ".join(nhead) + " |", "|" + "---|" * len(nhead), *name_rows]
+    return "\n".join(lines), "\n".join(nlines), totals
 
 
 def summary(totals: dict[str, dict[str, Any]]) -> str:
-    lines = ["| tool | bugs caught | false alarms (of correct) | failures naming something | "
-             "evaluations (both variants) | wall time (s) |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| tool | bugs caught | false alarms (correct rules failed) | failures naming the "
+             "input entry | failures naming the output / Hessian column | evaluations (all "
+             "variants) | wall time (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for tool, t in totals.items():
         lines.append(f"| {tool} | {t['caught']}/{t['bugs']} | {t['false']}/{t['bugs']} | "
-                     f"{t['named']}/{t['caught']} | {t['evals']} | {t['seconds']:.2f} |")
+                     f"{t['entry']}/{t['caught']} | {t['output']}/{t['caught']} | "
+                     f"{t['evals']} | {t['seconds']:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     cases = zoo()
-    body, totals = table(cases)
+    body, named, totals = table(cases)
     text = "\n".join([
         "## Higher-order checks (`benchmarks/higher_order.py`)", "",
         f"Machine: {machine()}, torch {torch.__version__}. {len(cases)} custom rules, each "
         "correct and with a bug. torch: `gradcheck` (`check_forward_ad=True` for jvp rules) and "
         "`gradgradcheck` for order-2 cases; jax: `check_grads(order=2)` with the modes the rule "
-        "supports; gradcheck: the torch adapter with `order=2` / `modes=(\"fwd\",)`. "
+        "supports (`custom_vjp` rules cannot run forward); gradcheck: the torch adapter with "
+        "`order=2` / `modes=(\"fwd\",)`, every entry (default) or `mode=\"directional\"`. "
         "Evaluations count every call into the user's rules (forward, backward, jvp) the same "
-        "way for every tool; times include JAX tracing.", "",
-        summary(totals), "", body])
+        "way for every tool; times include JAX tracing (no jit).", "",
+        summary(totals), "",
+        "Per case: verdict correct / buggy · evaluations correct / buggy · ms correct / buggy.",
+        "", body, "", "What the failure of the buggy rule names:", "", named])
     print()
     print(summary(totals))
     if "--no-write" not in argv:
