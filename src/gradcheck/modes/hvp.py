@@ -53,7 +53,7 @@ from gradcheck.report import Report
 from gradcheck.verdict import FAIL
 
 #: Failing entries whose Hessian column is looked for (worst first).
-ATTRIBUTE = 5
+ATTRIBUTE = 3
 
 
 def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], Any],
