@@ -13,6 +13,14 @@ rounding noise. The global x64 flag is restored afterwards.
 
 Arguments may be arrays or dicts / lists / tuples of arrays (named ``input0.W`` etc.).
 
+``order=2`` also checks second derivatives (reverse over reverse, so ``custom_vjp`` rules
+work too) through :func:`gradcheck.check_hvp`; ``modes=("fwd", "rev")`` adds forward mode
+(``jax.jvp``, a ``custom_jvp`` rule) through :func:`gradcheck.check_jvp`, as
+``check_grads(f, args, order=2, modes=("fwd", "rev"))`` does. Without ``loss_fn`` the outputs
+are checked through a random cotangent (:func:`gradcheck.check_vjp`) and failures name the
+output element. Complex arguments are checked in PyTorch's convention; ``jax.grad`` returns the
+conjugate, which the adapter converts (see :mod:`gradcheck.modes.complexview`).
+
 Reference: ``jax.test_util.check_grads`` checks one random direction per order with
 atol/rtol by dtype; here every entry is checked (or a ``sample=``) and named.
 """
@@ -28,6 +36,10 @@ import numpy as np
 from gradcheck.adapters._common import as_list, input_names, random_cotangent
 from gradcheck.check import check
 from gradcheck.errors import InputError
+from gradcheck.modes.combine import combine, validate_modes
+from gradcheck.modes.hvp import check_hvp
+from gradcheck.modes.jvp import check_jvp
+from gradcheck.modes.vjp import check_vjp
 from gradcheck.optional import optional_import
 from gradcheck.params import tree as trees
 from gradcheck.report.results import Report
@@ -54,7 +66,9 @@ def x64() -> Iterator[None]:
 
 def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | None = None,
                    names: list[str] | None = None, loss_fn: Callable[[Any], Any] | None = None,
-                   dout_seed: int | None = None, jit: bool = True, **options: Any) -> Report:
+                   dout_seed: int | None = None, jit: bool = True, order: int = 1,
+                   modes: Sequence[str] = ("rev",), output_names: Sequence[str] | None = None,
+                   **options: Any) -> Report:
     """Check the derivatives of ``fn(*args)`` (custom VJP/JVP rules included) numerically.
 
     Parameters
@@ -63,11 +77,14 @@ def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | 
         tuple of arrays.
     *args : its arguments (numpy or JAX arrays, or dicts / lists / tuples of them).
     argnums : positions of the arguments to check (default: every argument whose leaves are
-        all floating-point arrays); the others are passed unchanged.
+        all floating-point or complex arrays); the others are passed unchanged.
     names : names of the arguments in the report (default ``input0``, ``input1``, ...).
     loss_fn : reduce the output to a scalar (default ``Σ out ⊙ dout``, random ``dout``).
     jit : compile the forward with ``jax.jit`` (default True; False for functions that do
         not trace).
+    order : 2 also checks second derivatives (:func:`gradcheck.check_hvp`).
+    modes : ``("rev",)`` (default), ``("fwd",)`` or both, as in ``check_grads``.
+    output_names : names of the outputs of a tuple-returning ``fn`` (default ``output0``...).
     **options : options of :func:`gradcheck.check`.
 
     Returns
@@ -77,18 +94,20 @@ def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | 
     jax = _jax()
     import jax.numpy as jnp
 
+    modes = validate_modes(order, modes)
     labels = input_names(len(args), names)
     host = [jax.tree_util.tree_map(lambda a: np.array(a), a) for a in args]
     if argnums is None:
         argnums = [i for i, a in enumerate(host) if _all_float(a)]
     argnums = sorted(int(i) for i in argnums)
     if not argnums:
-        raise InputError("no argument is made of floating-point arrays, so there is nothing "
-                         "to check; pass float arrays or say which with argnums=[...].")
+        raise InputError("no argument is made of floating-point or complex arrays, so there "
+                         "is nothing to check; pass float arrays or say which with "
+                         "argnums=[...].")
     for i in argnums:
         if not _all_float(host[i]):
             raise InputError(f"argument {labels[i]} (argnums {i}) is not made of floating-point "
-                             "arrays; leave it out of argnums.")
+                             "or complex arrays; leave it out of argnums.")
     checked = [labels[i] for i in argnums]
     params = {labels[i]: host[i] for i in argnums}
     dout: list[np.ndarray] | None = None
@@ -100,10 +119,10 @@ def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | 
         outs = as_list(out)
         if dout is None:
             dout = random_cotangent([tuple(np.shape(o)) for o in outs], dout_seed)
-        total = sum(jnp.sum(o.astype(jnp.promote_types(o.dtype, jnp.float64))
+        total = sum(jnp.sum(jnp.real(o.astype(jnp.promote_types(o.dtype, jnp.float64)))
                             * jnp.asarray(d, jnp.float64)) for o, d in zip(outs, dout))
-        return total.astype(outs[0].dtype) if jnp.issubdtype(outs[0].dtype, jnp.floating) \
-            else total
+        dtype = jnp.real(outs[0]).dtype
+        return total.astype(dtype) if jnp.issubdtype(dtype, jnp.floating) else total
 
     def full_args(values: dict[str, Any]) -> list[Any]:
         return [values[n] if n in values else args[i] for i, n in enumerate(labels)]
@@ -111,22 +130,74 @@ def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | 
     def loss_of(values: dict[str, Any]) -> Any:
         return scalar(fn(*full_args(values)))
 
-    compiled = jax.jit(loss_of) if jit else loss_of
-    grad = jax.jit(jax.value_and_grad(loss_of)) if jit else jax.value_and_grad(loss_of)
+    def maybe_jit(f: Callable[..., Any]) -> Callable[..., Any]:
+        return jax.jit(f) if jit else f
+
+    def device(p: Any) -> Any:
+        return jax.tree_util.tree_map(jnp.asarray, p)
+
+    def host_conj(g: Any) -> dict[str, Any]:
+        """``jax.grad``'s gradient in PyTorch's convention (its conjugate; real: itself)."""
+        g = jax.tree_util.tree_map(lambda a: np.conj(np.array(a)) if np.iscomplexobj(a)
+                                   else np.array(a), g)
+        return {n: g[n] for n in checked}
+
+    compiled = maybe_jit(loss_of)
+    grad = maybe_jit(jax.value_and_grad(loss_of))
 
     def forward(p: dict[str, Any]) -> Any:
-        return np.asarray(compiled(jax.tree_util.tree_map(jnp.asarray, p)))
+        return np.asarray(compiled(device(p)))
 
     def forward_backward(p: dict[str, Any]) -> tuple[Any, Any]:
-        loss, g = grad(jax.tree_util.tree_map(jnp.asarray, p))
-        g = jax.tree_util.tree_map(lambda a: np.array(a), g)
-        return np.asarray(loss), {n: g[n] for n in checked}
+        loss, g = grad(device(p))
+        return np.asarray(loss), host_conj(g)
 
+    reports: dict[str, Report] = {}
     with x64():
-        return check(forward, forward_backward, params, **options)
+        if "rev" in modes and loss_fn is None:
+            outputs = maybe_jit(lambda values: fn(*full_args(values)))
+
+            def function(p: dict[str, Any]) -> Any:
+                out = outputs(device(p))
+                return tuple(np.asarray(o) for o in out) if isinstance(out, (tuple, list)) \
+                    else np.asarray(out)
+
+            def vjp(p: dict[str, Any], cot: Any) -> dict[str, Any]:
+                _, pull = jax.vjp(lambda values: fn(*full_args(values)), device(p))
+                conj = jax.tree_util.tree_map(lambda c: jnp.conj(jnp.asarray(c)), cot)
+                if isinstance(cot, tuple):
+                    conj = tuple(conj)
+                (g,) = pull(conj)
+                return host_conj(g)
+
+            seed = 0 if dout_seed is None else dout_seed
+            reports["vjp"] = check_vjp(function, vjp, params, output_names=output_names,
+                                       cotangent_seed=seed, **options)
+        elif "rev" in modes:
+            reports["rev"] = check(forward, forward_backward, params, **options)
+        if "fwd" in modes:
+            tangent = maybe_jit(lambda p, t: jax.jvp(loss_of, (p,), (t,)))
+
+            def jvp(p: dict[str, Any], t: dict[str, Any]) -> tuple[Any, Any]:
+                loss, d = tangent(device(p), device(t))
+                return np.asarray(loss), np.asarray(d)
+
+            reports["jvp"] = check_jvp(forward, jvp, params, **options)
+        if order >= 2:
+            def phi(p: dict[str, Any], v: dict[str, Any]) -> Any:
+                g = jax.grad(loss_of)(p)
+                return sum(jnp.sum(jnp.real(g[n] * v[n])) for n in checked)
+
+            second = maybe_jit(jax.grad(phi))
+
+            def hvp(p: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
+                return host_conj(second(device(p), device(v)))
+
+            reports["hvp"] = check_hvp(forward_backward, hvp, params, **options)
+    return combine(reports)
 
 
 def _all_float(a: Any) -> bool:
     leaves = [leaf.array for leaf in trees.flatten(a)]
-    return bool(leaves) and all(isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
+    return bool(leaves) and all(isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.inexact)
                                 for x in leaves)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from gradcheck.errors import InputError
-from gradcheck.report import Report
+from gradcheck.report.results import Report
 
 #: Worst first.
 _ORDER = ("fail", "inconclusive", "pass")

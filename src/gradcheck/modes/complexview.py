@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
 from gradcheck.errors import InputError
+from gradcheck.params import tree as trees
 
 #: What a report says when complex parameters were checked.
 CONVENTION = ("complex parameters {names} are checked as (real, imaginary) pairs — the last "

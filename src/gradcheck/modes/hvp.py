@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
-from gradcheck.check import ANALYTIC_ULPS, _is_loss_and_grads, check
+from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
+from gradcheck.judge.tolerance import ANALYTIC_ULPS
+from gradcheck.judge.verdict import FAIL
 from gradcheck.modes import complexview
 from gradcheck.modes.projection import (
     abs_inner,
@@ -49,8 +50,9 @@ from gradcheck.modes.projection import (
     random_direction_like,
     restricted,
 )
-from gradcheck.report import Report
-from gradcheck.verdict import FAIL
+from gradcheck.params import tree as trees
+from gradcheck.params.analytic import _is_loss_and_grads
+from gradcheck.report.results import Report
 
 #: Failing entries whose Hessian column is looked for (worst first).
 ATTRIBUTE = 3

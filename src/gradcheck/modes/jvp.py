@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
-from gradcheck.check import check, effective_tol
+from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
-from gradcheck.evaluators import loss_value
+from gradcheck.evaluate.base import loss_value
+from gradcheck.judge.tolerance import effective_tol
 from gradcheck.modes import complexview
 from gradcheck.modes.projection import abs_inner, host, inner, random_direction_like
-from gradcheck.report import Report
-from gradcheck.sampling import select
+from gradcheck.params import tree as trees
+from gradcheck.params.sampling import select
+from gradcheck.report.results import Report
 
 
 def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], params: Any, *,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
+from gradcheck.params import tree as trees
 
 
 def random_direction_like(arrays: Sequence[np.ndarray], rng: np.random.Generator

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck import tree as trees
 from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
+from gradcheck.judge.verdict import FAIL
 from gradcheck.modes import complexview
 from gradcheck.modes.projection import attribute, flat_names, host, projection, restricted
-from gradcheck.report import Report
-from gradcheck.verdict import FAIL
+from gradcheck.params import tree as trees
+from gradcheck.report.results import Report
 
 #: Failing input entries attributed to an output (worst first).
 ATTRIBUTE = 5
