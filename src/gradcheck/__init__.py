@@ -9,6 +9,9 @@ from gradcheck.check import check
 from gradcheck.classic import grad_check, numerical_gradient
 from gradcheck.errors import ForwardError, GradcheckError, InputError
 from gradcheck.layer_check import check_layer
+from gradcheck.modes.hvp import check_hvp
+from gradcheck.modes.jvp import check_jvp
+from gradcheck.modes.vjp import check_vjp
 from gradcheck.monitor import GradientAlert, GradientCheckFailed, Monitor
 from gradcheck.report.results import EntryResult, Report, TensorReport
 from gradcheck.testing import assert_gradients, assert_layer_gradients
@@ -20,4 +23,5 @@ __all__ = [
     "GradcheckError", "InputError", "ForwardError", "__version__",
     "check_layer", "assert_gradients", "assert_layer_gradients",
     "Monitor", "GradientAlert", "GradientCheckFailed",
+    "check_jvp", "check_hvp", "check_vjp",
 ]

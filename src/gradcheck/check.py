@@ -40,6 +40,7 @@ from gradcheck.modes import directional, elementwise
 from gradcheck.modes.elementwise import empty_tensor
 from gradcheck.modes.run import Run
 from gradcheck.options import Plan, make_plan
+from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.analytic import analytic_gradients, loss_mismatch, precision_notes
 from gradcheck.params.workspace import (
@@ -113,6 +114,9 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     """
     start = time.perf_counter()
     plan = make_plan(options)
+    view = complexview.inspect(params)
+    if view.any:   # complex leaves: (real, imaginary) pairs, PyTorch's convention
+        return complexview.check_pairs(check, forward, forward_backward, params, view, options)
     leaves = trees.flatten(params)
     trees.validate_leaves(leaves)
     names = [leaf.name for leaf in leaves]
@@ -123,8 +127,12 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     with ParamsGuard(leaves, params) as guard, ExitStack() as opened:
         analytic = analytic_gradients(forward_backward, params, leaves, reset)
         trees.check_structure(params, leaves, "forward_backward")
-        log.notes += precision_notes(leaves, analytic.grads) + tolerance_note(analytic.grads,
-                                                                              plan.tol)
+        low = precision_notes(leaves, analytic.grads, plan.strict)
+        if plan.strict:
+            log.warnings += low
+        else:
+            log.notes += low
+        log.notes += tolerance_note(analytic.grads, plan.tol)
         if guard.moved():
             raise InputError(f"forward_backward modified the parameter(s) "
                              f"{', '.join(guard.moved())} in place; it must not change params "
@@ -199,8 +207,9 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         if plan.mode == "elementwise":
             log.warnings += entry_warnings(tensors)
             log.notes += kink_notes(tensors)
-        return _report(overall_status(tensors), tensors, plan, state.decisions(), evaluations,
-                       start, log, f0, state)
+        status = "fail" if plan.strict and low else overall_status(tensors)
+        return _report(status, tensors, plan, state.decisions(), evaluations, start, log, f0,
+                       state)
 
 
 #: The modes :func:`check` can run, each ``run(state: Run) -> list[TensorReport]``.

@@ -50,6 +50,7 @@ class Plan:
     second_look: bool = True
     context: dict[str, Any] | None = None
     diagnose: bool = True
+    strict: bool = False
     #: The scheme asked for (``method="auto"``: its real fallback until the run decides).
     scheme: Scheme = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 

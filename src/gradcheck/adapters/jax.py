@@ -19,7 +19,7 @@ work too) through :func:`gradcheck.check_hvp`; ``modes=("fwd", "rev")`` adds for
 ``check_grads(f, args, order=2, modes=("fwd", "rev"))`` does. Without ``loss_fn`` the outputs
 are checked through a random cotangent (:func:`gradcheck.check_vjp`) and failures name the
 output element. Complex arguments are checked in PyTorch's convention; ``jax.grad`` returns the
-conjugate, which the adapter converts (see :mod:`gradcheck.modes.complexview`).
+conjugate, which the adapter converts (see :mod:`gradcheck.params.complexview`).
 
 Reference: ``jax.test_util.check_grads`` checks one random direction per order with
 atol/rtol by dtype; here every entry is checked (or a ``sample=``) and named.

@@ -15,7 +15,7 @@ output entry takes part, and a failing input entry names the output element it c
 :func:`gradcheck.check_hvp`; ``modes=("fwd",)`` checks forward-mode AD (a Function's ``jvp``,
 through ``torch.autograd.forward_ad``) through :func:`gradcheck.check_jvp`, like
 ``gradcheck(..., check_forward_ad=True)``. Complex tensors are checked in PyTorch's own
-convention (conjugate Wirtinger, see :mod:`gradcheck.modes.complexview`).
+convention (conjugate Wirtinger, see :mod:`gradcheck.params.complexview`).
 
 >>> from gradcheck.adapters.torch import check_function, check_module
 >>> report = check_function(MyFunction.apply, x, w)           # doctest: +SKIP

@@ -38,7 +38,6 @@ from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.judge.tolerance import ANALYTIC_ULPS
 from gradcheck.judge.verdict import FAIL
-from gradcheck.modes import complexview
 from gradcheck.modes.projection import (
     abs_inner,
     attribute,
@@ -50,6 +49,7 @@ from gradcheck.modes.projection import (
     random_direction_like,
     restricted,
 )
+from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.analytic import _is_loss_and_grads
 from gradcheck.report.results import Report
@@ -70,7 +70,7 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
     hvp : ``hvp(params, v) -> H·v``, a tree shaped like ``params`` (double backward,
         forward-over-reverse, or hand-written).
     params : a numpy array or a dict / list / tuple of them; complex leaves are checked as
-        (real, imaginary) pairs in PyTorch's convention (:mod:`gradcheck.modes.complexview`).
+        (real, imaginary) pairs in PyTorch's convention (:mod:`gradcheck.params.complexview`).
     direction_seed : seed of the random directions ``v`` and ``w``.
     symmetry : also test ``w·Hv == v·Hw`` (one more HVP call).
     attribute_worst : failing entries whose Hessian column is named (0: none).
@@ -83,7 +83,7 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
         Entries are the rows of ``H·v``; failing ones carry the Hessian column in their note.
     """
     view = complexview.inspect(params)
-    complexview.refuse_complex_step(view, options.get("method", "central"))
+    options, auto_note = complexview.real_options(view, options)
     real = complexview.real_tree(params, view) if view.any else params
     leaves = trees.flatten(real)
     trees.validate_leaves(leaves)
@@ -133,7 +133,7 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
     warnings, notes = list(report.warnings), list(report.notes)
     status = report.status
     if view.any:
-        notes.append(view.note())
+        notes += [n for n in (auto_note, view.note()) if n]
     if symmetry and "hv" in last:
         symmetric, sentence = symmetry_test(v, w, last["hv"], hv(real, w))
         if symmetric:

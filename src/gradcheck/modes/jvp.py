@@ -26,8 +26,8 @@ from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate.base import loss_value
 from gradcheck.judge.tolerance import effective_tol
-from gradcheck.modes import complexview
 from gradcheck.modes.projection import abs_inner, host, inner, random_direction_like
+from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.sampling import select
 from gradcheck.report.results import Report
@@ -54,7 +54,7 @@ def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], par
     Report
     """
     view = complexview.inspect(params)
-    complexview.refuse_complex_step(view, options.get("method", "central"))
+    options, auto_note = complexview.real_options(view, options)
     real = complexview.real_tree(params, view) if view.any else params
     leaves = trees.flatten(real)
     trees.validate_leaves(leaves)
@@ -114,7 +114,7 @@ def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], par
     report = check(forward_real, gradient, real, **check_options)
     warnings, notes, status = list(report.warnings), list(report.notes), report.status
     if view.any:
-        notes.append(view.note())
+        notes += [n for n in (auto_note, view.note()) if n]
     if linearity and "grads" in base and all(w is None for w in wanted):
         ok, sentence = linearity_test(real, leaves, base["grads"], call_jvp, tangent_seed,
                                       float(options.get("tol", 1e-5)))

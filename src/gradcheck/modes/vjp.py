@@ -17,7 +17,7 @@ tensor and element, e.g. ``x[4]`` ← ``out1[4]``.
 
 Complex outputs use :math:`L_c = \operatorname{Re}\sum \bar c\, F` (what ``backward(c)``
 differentiates in PyTorch); complex inputs are (real, imaginary) pairs
-(:mod:`gradcheck.modes.complexview`).
+(:mod:`gradcheck.params.complexview`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import numpy as np
 from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.judge.verdict import FAIL
-from gradcheck.modes import complexview
 from gradcheck.modes.projection import attribute, flat_names, host, projection, restricted
+from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.report.results import Report
 
@@ -96,7 +96,7 @@ def check_vjp(function: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], in
         Failing entries name the output element carrying the disagreement in their note.
     """
     view = complexview.inspect(inputs)
-    complexview.refuse_complex_step(view, options.get("method", "central"))
+    options, auto_note = complexview.real_options(view, options)
     real = complexview.real_tree(inputs, view) if view.any else inputs
     leaves = trees.flatten(real)
     trees.validate_leaves(leaves)
@@ -134,7 +134,7 @@ def check_vjp(function: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], in
     report = check(loss, lambda p: trees.replace_leaves(p, gradient_of(p, c)), real, **options)
     notes, warnings = list(report.notes), list(report.warnings)
     if view.any:
-        notes.append(view.note())
+        notes += [n for n in (auto_note, view.note()) if n]
     if report.status == "fail" and attribute_worst:
         h = float(options["h"]) if isinstance(options.get("h"), (int, float)) else 1e-5
         notes.extend(_attribute_outputs(report, leaves, outs, c, outputs, values, gradient_of,

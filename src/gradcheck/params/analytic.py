@@ -103,13 +103,23 @@ def _refuse_swapped_or_reversed(out: Any, params: Any) -> None:
                          "the gradients alone.")
 
 
-def precision_notes(leaves: list[trees.Leaf], grads: list[np.ndarray]) -> list[str]:
-    """A note per gradient returned in a lower precision than its parameter."""
+def precision_notes(leaves: list[trees.Leaf], grads: list[np.ndarray], strict: bool = False
+                    ) -> list[str]:
+    """A sentence per gradient returned in a lower precision than its parameter (what
+    ``torch.autograd.gradcheck(check_grad_dtypes=True)`` refuses): a note, or with
+    ``strict=True`` the reason the check fails."""
     out = []
     for leaf, g in zip(leaves, grads):
-        if g.dtype.itemsize < leaf.array.dtype.itemsize and not np.iscomplexobj(leaf.array):
-            out.append(f"The gradient of '{leaf.name}' is {g.dtype} while the parameter is "
-                       f"{leaf.array.dtype}: it is judged with the tolerance of {g.dtype}.")
+        if (np.dtype(g.dtype).itemsize < leaf.array.dtype.itemsize
+                and not np.iscomplexobj(leaf.array) and not np.iscomplexobj(g)):
+            if strict:
+                out.append(f"The gradient of '{leaf.name}' is {g.dtype} while the parameter is "
+                           f"{leaf.array.dtype}; strict=True makes that a failure — return the "
+                           "gradient in the parameter's dtype.")
+            else:
+                out.append(f"The gradient of '{leaf.name}' is {g.dtype} while the parameter is "
+                           f"{leaf.array.dtype}: it is judged with the tolerance of {g.dtype} "
+                           "(strict=True makes this a failure).")
     return out
 
 

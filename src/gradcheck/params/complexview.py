@@ -24,13 +24,15 @@ PyTorch docs, "Autograd for Complex Numbers".)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gradcheck.errors import InputError
+from gradcheck.estimate.schemes import AUTO_REAL
 from gradcheck.params import tree as trees
+from gradcheck.params.analytic import _is_loss_and_grads
 
 #: What a report says when complex parameters were checked.
 CONVENTION = ("complex parameters {names} are checked as (real, imaginary) pairs — the last "
@@ -138,8 +140,43 @@ def wrap_tangent(fn: Callable[..., Any], view: ComplexView) -> Callable[..., Any
 
 def refuse_complex_step(view: ComplexView, method: str) -> None:
     """The complex step needs real parameters; say so for complex ones."""
-    if view.any and method in ("complex",):
+    if view.any and method == "complex":
         names = ", ".join(f"'{n}'" for n, c in zip(view.names, view.complex_mask) if c)
         raise InputError(f"method='complex' cannot be used with complex parameters ({names}): "
                          "the complex step needs real inputs; use method='central' or "
                          "'central4'.")
+
+
+def real_options(view: ComplexView, options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``options`` for the (real, imaginary) pairs: ``method='complex'`` refused,
+    ``method='auto'`` settles on its real scheme (the complex step cannot run on complex
+    parameters), with a note saying so."""
+    method = options.get("method", "central")
+    refuse_complex_step(view, method)
+    if view.any and method == "auto":
+        return {**options, "method": AUTO_REAL}, (f"method='auto' used {AUTO_REAL}: the "
+                                                  "complex step cannot run on complex "
+                                                  "parameters.")
+    return options, ""
+
+
+def check_pairs(check: Callable[..., Any], forward: Callable[[Any], Any],
+                forward_backward: Callable[[Any], Any], params: Any, view: ComplexView,
+                options: dict[str, Any]) -> Any:
+    """``check(forward, forward_backward, params, **options)`` for complex ``params``, run on
+    their (real, imaginary) pairs: the forward sees the complex arrays (same memory), the
+    gradients are read in PyTorch's convention. ``check`` is passed in by the caller."""
+    options, note = real_options(view, options)
+
+    def forward_pairs(p: Any) -> Any:
+        return forward(complex_tree(p, view))
+
+    def forward_backward_pairs(p: Any) -> Any:
+        cp = complex_tree(p, view)
+        out = forward_backward(cp)
+        if _is_loss_and_grads(out, cp):
+            return out[0], real_gradients(out[1], cp, view)
+        return real_gradients(out, cp, view)
+
+    report = check(forward_pairs, forward_backward_pairs, real_tree(params, view), **options)
+    return replace(report, notes=[*report.notes, *([note] if note else []), view.note()])
