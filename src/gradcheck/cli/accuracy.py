@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from gradcheck.check import check
-from gradcheck.cli import types
+from gradcheck.cli import higher_order, types
 from gradcheck.cli.options import (
     UsageError,
     add_check_options,
@@ -51,6 +51,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check the user's ``module:factory`` (or the built-in ``rnn``)."""
+    if higher_order.wants_higher_order(args):
+        return higher_order.cmd_check(args)
     check_outputs(args)
     check_plan(check_options(args))
     forward, forward_backward, params, batched = load_target(args.target, args.bug,
@@ -86,5 +88,8 @@ def add_commands(sub: Any) -> None:
     ck.add_argument("--batched", action="store_true",
                     help="evaluate perturbations in stacks with the batched forward that "
                     "factory() returns as a fourth item")
-    add_check_options(ck)
+    ck.add_argument("--order", type=int, choices=(1, 2), default=1,
+                    help="2: also check second derivatives (factory() returns a dict with "
+                    "'hvp')")
+    add_check_options(ck, extra_modes=("jvp",))   # jvp: forward mode (factory dict with jvp)
     ck.set_defaults(func=cmd_check)
