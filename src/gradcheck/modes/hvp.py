@@ -145,14 +145,14 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
     if report.status == "fail" and attribute_worst:
         notes.extend(_attribute_columns(report, leaves, real, v, grads, hv, h,
                                         attribute_worst))
+    gradients = report.evaluations + _extra(report, calls)
     notes.insert(0, f"Second order: checked H·v, the Hessian times a random direction v "
                  f"(direction_seed={direction_seed}), against central differences of the "
-                 f"gradient projected on v; {calls['grad']} gradient evaluations and "
+                 f"gradient projected on v; {gradients} gradient evaluations and "
                  f"{calls['hvp']} HVP calls.")
     options_out = {**report.options, "check": "hvp", "direction_seed": direction_seed}
     return replace(report, status=status, warnings=warnings, notes=notes,
-                   options=options_out,
-                   evaluations=report.evaluations + calls["hvp"] + _extra(report, calls))
+                   options=options_out, evaluations=gradients + calls["hvp"])
 
 
 def _extra(report: Report, calls: dict[str, int]) -> int:
