@@ -104,9 +104,14 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         lambdas work); a check predicted to take under about a second runs serially and the
         report says so. executor : any ``concurrent.futures`` executor (a Dask cluster).
     progress : a progress bar on a terminal for checks longer than about a second.
+    strict : a gradient returned in a lower precision than its parameter (float32 for
+        float64) is a FAIL instead of a note (default False).
 
     Every option is validated first (:func:`gradcheck.options.make_plan`): a bad value raises
     :class:`InputError` with one sentence, a misspelt name TypeError naming the closest one.
+
+    Complex parameters are checked as (real, imaginary) pairs against the gradient in
+    PyTorch's convention, ∂L/∂Re z + i·∂L/∂Im z (see :mod:`gradcheck.params.complexview`).
 
     Returns
     -------
