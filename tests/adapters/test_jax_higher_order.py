@@ -91,3 +91,21 @@ def test_complex_argument_in_torch_convention(bug):
     z = np.array([1 + 2j, -0.5 + 0.3j, 0.7 - 1.1j])
     report = check_function(f, z, progress=False)
     assert report.status == ("fail" if bug else "pass"), report
+
+
+def test_forward_mode_names_the_output():
+    @jax.custom_jvp
+    def polar(r, th):
+        return r * jnp.cos(th), r * jnp.sin(th)
+
+    @polar.defjvp
+    def polar_jvp(primals, tangents):
+        (r, th), (tr, tth) = primals, tangents
+        c, s = jnp.cos(th), jnp.sin(th)
+        return polar(r, th), (tr * c - r * s * tth, tr * s - r * c * tth)   # sign bug in y
+
+    r, th = np.abs(X[0]) + 0.5, X[1]
+    report = check_function(polar, r, th, names=["r", "theta"], output_names=["x", "y"],
+                            modes=("fwd",), progress=False)
+    assert report.status == "fail" and report.failing_tensors == ["theta"]
+    assert all("output y[" in e.note for e in report.entries("FAIL"))

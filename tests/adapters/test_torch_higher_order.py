@@ -163,3 +163,41 @@ def test_float32_order2_no_false_alarm_where_gradgradcheck_has_one():
         torch.autograd.gradgradcheck(fn, (x,))
     assert check_function(fn, x, order=2, progress=False).status == "pass"
     assert np.isfinite(x.detach().numpy()).all()
+
+
+def make_polar(bug: bool = False):
+    """(r cos θ, r sin θ) with a jvp; the bug flips the sign of ∂y/∂θ in the tangent of y."""
+
+    class Polar(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, r, th):
+            ctx.save_for_backward(r, th)
+            ctx.save_for_forward(r, th)
+            return r * torch.cos(th), r * torch.sin(th)
+
+        @staticmethod
+        def backward(ctx, gx, gy):
+            r, th = ctx.saved_tensors
+            c, s = torch.cos(th), torch.sin(th)
+            return gx * c + gy * s, -gx * r * s + gy * r * c
+
+        @staticmethod
+        def jvp(ctx, tr, tth):
+            r, th = ctx.saved_tensors
+            c, s = torch.cos(th), torch.sin(th)
+            return tr * c - r * s * tth, tr * s + (-1 if bug else 1) * r * c * tth
+
+    return Polar.apply
+
+
+def test_forward_mode_names_the_output():
+    gen = torch.Generator().manual_seed(4)
+    r = torch.rand(4, dtype=torch.float64, generator=gen) + 0.5
+    th = torch.randn(4, dtype=torch.float64, generator=gen)
+    assert check_function(make_polar(), r, th, modes=("fwd",), progress=False).status == "pass"
+    report = check_function(make_polar(True), r, th, names=["r", "theta"],
+                            output_names=["x", "y"], modes=("fwd",), progress=False)
+    assert report.status == "fail"
+    assert report.failing_tensors == ["theta"]
+    for entry in report.entries("FAIL"):
+        assert f"output y[{entry.index[0]}]" in entry.note, entry.note

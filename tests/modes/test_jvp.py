@@ -99,3 +99,24 @@ def test_complex_parameters(bug):
     report = check_jvp(forward, jvp, z, progress=False)
     assert report.status == ("fail" if bug else "pass")
     assert report.counts["checked"] == 8
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vector_valued_forward_mode_names_the_output(dtype):
+    """F(x) = (sin x, x²); the bug writes x·t for 2x·t in the tangent of output 1."""
+    from gradcheck.modes.jvp import check_output_jvp
+
+    x = np.random.default_rng(6).normal(size=5).astype(dtype)
+
+    def function(p):
+        return np.sin(p), p**2
+
+    def tangents(p, t, bug=False):
+        return np.cos(p) * t, (p if bug else 2 * p) * t
+
+    assert check_output_jvp(function, tangents, x, progress=False).status == "pass"
+    report = check_output_jvp(function, lambda p, t: tangents(p, t, True), x,
+                              output_names=["s", "sq"], progress=False)
+    assert report.status == "fail"
+    for entry in report.entries("FAIL")[:5]:
+        assert f"output sq[{entry.index[0]}]" in entry.note

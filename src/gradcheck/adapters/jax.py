@@ -38,7 +38,7 @@ from gradcheck.check import check
 from gradcheck.errors import InputError
 from gradcheck.modes.combine import combine, validate_modes
 from gradcheck.modes.hvp import check_hvp
-from gradcheck.modes.jvp import check_jvp
+from gradcheck.modes.jvp import check_jvp, check_output_jvp
 from gradcheck.modes.vjp import check_vjp
 from gradcheck.optional import optional_import
 from gradcheck.params import tree as trees
@@ -154,14 +154,14 @@ def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | 
 
     reports: dict[str, Report] = {}
     with x64():
+        outputs = maybe_jit(lambda values: fn(*full_args(values)))
+
+        def function(p: dict[str, Any]) -> Any:
+            out = outputs(device(p))
+            return tuple(np.asarray(o) for o in out) if isinstance(out, (tuple, list)) \
+                else np.asarray(out)
+
         if "rev" in modes and loss_fn is None:
-            outputs = maybe_jit(lambda values: fn(*full_args(values)))
-
-            def function(p: dict[str, Any]) -> Any:
-                out = outputs(device(p))
-                return tuple(np.asarray(o) for o in out) if isinstance(out, (tuple, list)) \
-                    else np.asarray(out)
-
             def vjp(p: dict[str, Any], cot: Any) -> dict[str, Any]:
                 _, pull = jax.vjp(lambda values: fn(*full_args(values)), device(p))
                 conj = jax.tree_util.tree_map(lambda c: jnp.conj(jnp.asarray(c)), cot)
@@ -175,7 +175,20 @@ def check_function(fn: Callable[..., Any], *args: Any, argnums: Sequence[int] | 
                                        cotangent_seed=seed, **options)
         elif "rev" in modes:
             reports["rev"] = check(forward, forward_backward, params, **options)
-        if "fwd" in modes:
+        if "fwd" in modes and loss_fn is None:
+            out_tangent = maybe_jit(lambda p, t: jax.jvp(lambda v: fn(*full_args(v)), (p,),
+                                                         (t,))[1])
+
+            def jvp_outputs(p: dict[str, Any], t: dict[str, Any]) -> Any:
+                out = out_tangent(device(p), device(t))
+                return tuple(np.asarray(o) for o in out) if isinstance(out, (tuple, list)) \
+                    else np.asarray(out)
+
+            seed = 0 if dout_seed is None else dout_seed
+            reports["jvp"] = check_output_jvp(function, jvp_outputs, params,
+                                              output_names=output_names, cotangent_seed=seed,
+                                              **options)
+        elif "fwd" in modes:
             tangent = maybe_jit(lambda p, t: jax.jvp(loss_of, (p,), (t,)))
 
             def jvp(p: dict[str, Any], t: dict[str, Any]) -> tuple[Any, Any]:

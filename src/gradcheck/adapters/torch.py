@@ -38,7 +38,7 @@ from gradcheck.errors import InputError
 from gradcheck.layer_check import DOUT_SEED
 from gradcheck.modes.combine import combine, validate_modes
 from gradcheck.modes.hvp import check_hvp
-from gradcheck.modes.jvp import check_jvp
+from gradcheck.modes.jvp import check_jvp, check_output_jvp
 from gradcheck.modes.vjp import check_vjp
 from gradcheck.optional import optional_import
 from gradcheck.report.results import Report
@@ -204,7 +204,25 @@ def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str,
                                         output_names)
     elif "rev" in modes:
         reports["rev"] = check(forward, forward_backward, arrays, **options)
-    if "fwd" in modes:
+    if "fwd" in modes and loss_fn is None:
+        def jvp_outputs(p: dict[str, np.ndarray], t: dict[str, np.ndarray]) -> Any:
+            fwad = optional_import("torch.autograd.forward_ad", "modes=('fwd',)")
+            with fwad.dual_level():
+                primal, tangent = to_torch(p), to_torch(t)
+                out = call({n: fwad.make_dual(primal[n], tangent[n].to(primal[n].dtype))
+                            for n in primal})
+                res = []
+                for o in as_list(out):
+                    u = fwad.unpack_dual(o)
+                    res.append(np.zeros(tuple(o.shape), _numpy_dtype(o)) if u.tangent is None
+                               else u.tangent.detach().cpu().numpy())
+            return tuple(res) if isinstance(out, (tuple, list)) else res[0]
+
+        seed = DOUT_SEED if dout_seed is None else dout_seed
+        reports["jvp"] = check_output_jvp(_outputs_function(torch, call, to_torch), jvp_outputs,
+                                          arrays, output_names=output_names,
+                                          cotangent_seed=seed, **options)
+    elif "fwd" in modes:
         def jvp(p: dict[str, np.ndarray], t: dict[str, np.ndarray]) -> tuple[Any, Any]:
             fwad = optional_import("torch.autograd.forward_ad", "modes=('fwd',)")
             with fwad.dual_level():
@@ -235,6 +253,24 @@ def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str,
     return combine(reports)
 
 
+def _outputs_function(torch: Any, call: Callable[[dict[str, Any]], Any],
+                      to_torch: Callable[..., dict[str, Any]]) -> Callable[[Any], Any]:
+    """``function(arrays) -> outputs`` as numpy arrays (a tuple for several outputs)."""
+
+    def function(p: dict[str, np.ndarray]) -> Any:
+        with torch.no_grad():
+            out = call(to_torch(p))
+        if isinstance(out, (tuple, list)):
+            return tuple(o.detach().cpu().numpy() for o in out)
+        return out.detach().cpu().numpy()
+
+    return function
+
+
+def _numpy_dtype(t: Any) -> np.dtype:
+    return np.dtype(str(t.dtype).replace("torch.", ""))
+
+
 def _pair(torch: Any, a: Any, b: Any) -> Any:
     """``Re Σ conj(b)·a`` in float64 (complex128): the real inner product of two tensors."""
     if a.is_complex() or b.is_complex():
@@ -255,13 +291,7 @@ def _check_outputs(torch: Any, call: Callable[[dict[str, Any]], Any], arrays: di
                    to_torch: Callable[..., dict[str, Any]], dout_seed: int | None,
                    options: dict[str, Any], output_names: Sequence[str] | None) -> Report:
     """Backward of every output through a random cotangent; failures name the output."""
-
-    def function(p: dict[str, np.ndarray]) -> Any:
-        with torch.no_grad():
-            out = call(to_torch(p))
-        if isinstance(out, (tuple, list)):
-            return tuple(o.detach().cpu().numpy() for o in out)
-        return out.detach().cpu().numpy()
+    function = _outputs_function(torch, call, to_torch)
 
     def vjp(p: dict[str, np.ndarray], cot: Any) -> dict[str, np.ndarray]:
         leaves = to_torch(p, grad=True)

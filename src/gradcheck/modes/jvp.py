@@ -16,7 +16,7 @@ tolerance — a rule that is not (one using ``|t|``, a tangent squared, a stray 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +26,17 @@ from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate.base import loss_value
 from gradcheck.judge.tolerance import effective_tol
-from gradcheck.modes.projection import abs_inner, host, inner, random_direction_like
+from gradcheck.judge.verdict import FAIL
+from gradcheck.modes.projection import (
+    abs_inner,
+    flat_names,
+    host,
+    inner,
+    precision_of,
+    projection,
+    random_direction_like,
+)
+from gradcheck.modes.vjp import ATTRIBUTE, output_leaves, random_cotangent
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.sampling import select
@@ -170,3 +180,84 @@ def linearity_test(real: Any, leaves: list[trees.Leaf], grads: list[np.ndarray],
     return False, (f"The JVP is not linear in its tangent: jvp(t) = {direct:.6g} but "
                    f"Σ tᵢ·jvp(eᵢ) = {summed:.6g} for a random t (tangent_seed={seed}); a JVP "
                    "must be linear in t — look for |t|, t², or a term that ignores t.")
+
+
+def check_output_jvp(function: Callable[[Any], Any], jvp_outputs: Callable[[Any, Any], Any],
+                     inputs: Any, *, output_names: Sequence[str] | None = None,
+                     cotangent_seed: Any = 0, attribute_worst: int = ATTRIBUTE,
+                     **options: Any) -> Report:
+    r"""Forward mode of a vector-valued function, failures named by input entry and output.
+
+    ``jvp_outputs(inputs, t)`` returns the output tangents :math:`J t` (a tree shaped like
+    ``function(inputs)``). With a random cotangent :math:`c`, the scalar
+    :math:`L = \langle c, F\rangle` has the JVP :math:`\langle c, J t\rangle`, checked by
+    :func:`check_jvp`; a failing entry :math:`i` is then attributed to the output element
+    :math:`k` with the largest :math:`|c_k\,(J_{ki} - \hat J_{ki})|`, from one JVP along
+    :math:`e_i` (every output at once) and the central-difference column
+    :math:`\hat J_{:,i}` (two evaluations).
+
+    Parameters
+    ----------
+    function : ``function(inputs) -> outputs`` (an array or a tuple / list / dict of arrays).
+    jvp_outputs : ``jvp_outputs(inputs, tangents) -> output tangents``.
+    inputs : a numpy array or a dict / list / tuple of them (complex allowed).
+    output_names, cotangent_seed, attribute_worst : as for :func:`gradcheck.check_vjp`.
+    **options : options of :func:`gradcheck.check`.
+    """
+    view = complexview.inspect(inputs)
+    outs = output_leaves(function(inputs), output_names)
+    c = random_cotangent(outs, cotangent_seed)
+
+    def values(p: Any) -> list[np.ndarray]:
+        return [leaf.array for leaf in output_leaves(function(p), output_names)]
+
+    def tangents(p: Any, t: Any) -> list[np.ndarray]:
+        return [leaf.array for leaf in output_leaves(jvp_outputs(p, t), output_names)]
+
+    loss = projection(values, c, [leaf.array for leaf in outs])
+    def jvp_loss(p: Any, t: Any) -> Any:
+        out = tangents(p, t)
+        return np.asarray(inner(out, c)).astype(precision_of(out))
+
+    report = check_jvp(loss, jvp_loss, inputs, **options)
+    if report.status != "fail" or not attribute_worst:
+        return report
+    real = complexview.real_tree(inputs, view) if view.any else inputs
+    leaves = trees.flatten(real)
+    h = float(options["h"]) if isinstance(options.get("h"), (int, float)) else 1e-5
+
+    def complex_of(p: Any) -> Any:
+        return complexview.complex_tree(p, view) if view.any else p
+
+    _, out_name = flat_names(outs)
+    c_flat = np.concatenate([x.reshape(-1) for x in c]).astype(np.complex128)
+    notes = list(report.notes)
+    failing = sorted(((float(np.nan_to_num(t.error[pos], nan=np.inf)), ti, int(pos))
+                      for ti, t in enumerate(report.tensors)
+                      for pos in np.flatnonzero(t.status == FAIL)),
+                     key=lambda item: (-item[0], item[1], item[2]))[:attribute_worst]
+    for _, ti, pos in failing:
+        t = report.tensors[ti]
+        k = int(t.flat_index[pos])
+        one = [np.zeros_like(leaf.array) for leaf in leaves]
+        one[ti].reshape(-1)[k] = 1
+        analytic = np.concatenate([host(a).reshape(-1) for a in tangents(
+            complex_of(real), complex_of(trees.replace_leaves(real, one)))])
+        wide = [np.asarray(leaf.array).astype(np.result_type(leaf.array.dtype, np.float64))
+                for leaf in leaves]
+        plus, minus = [w.copy() for w in wide], [w.copy() for w in wide]
+        plus[ti].reshape(-1)[k] += h
+        minus[ti].reshape(-1)[k] -= h
+        step = float(plus[ti].reshape(-1)[k] - minus[ti].reshape(-1)[k])
+        fp = values(complex_of(trees.replace_leaves(real, plus)))
+        fm = values(complex_of(trees.replace_leaves(real, minus)))
+        numeric = np.concatenate([((host(a).astype(np.complex128) - b) / step).reshape(-1)
+                                  for a, b in zip(fp, fm)])
+        share = np.real(np.conj(c_flat) * (analytic.astype(np.complex128) - numeric))
+        j = int(np.argmax(np.abs(share)))
+        whole = float(np.sum(share))
+        part = f" ({100 * share[j] / whole:.0f}% of the disagreement)" if whole else ""
+        sentence = f"output {out_name(j)}{part}"
+        t.notes[pos] = f"{t.notes[pos]}; {sentence}" if t.notes[pos] else sentence
+        notes.append(f"{t.entry(pos).name}: the tangent of output {out_name(j)} is wrong{part}.")
+    return replace(report, notes=notes)

@@ -163,7 +163,7 @@ def _attribute_outputs(report: Report, leaves: list[trees.Leaf], outs: list[tree
     for ti, t in enumerate(report.tensors):
         for pos in np.flatnonzero(t.status == FAIL):
             failing.append((float(np.nan_to_num(t.error[pos], nan=np.inf)), ti, int(pos)))
-    failing.sort(reverse=True)
+    failing.sort(key=lambda item: (-item[0], item[1], item[2]))   # the report's order
     failing = failing[:worst]
     if not failing:
         return []
