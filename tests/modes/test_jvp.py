@@ -64,7 +64,7 @@ def test_sample_computes_only_the_sampled_jvps():
 
     report = check_jvp(forward, counted, x, sample=4, progress=False)
     assert report.status == "pass"
-    assert report.counts["checked"] == calls["n"] == report.tensors[0].checked
+    assert report.counts["checked"] == calls["n"] - 1 == report.tensors[0].checked
 
 
 def test_a_jvp_not_linear_in_its_tangent_fails():

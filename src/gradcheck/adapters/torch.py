@@ -209,8 +209,9 @@ def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str,
             fwad = optional_import("torch.autograd.forward_ad", "modes=('fwd',)")
             with fwad.dual_level():
                 primal, tangent = to_torch(p), to_torch(t)
-                out = call({n: fwad.make_dual(primal[n], tangent[n].to(primal[n].dtype))
-                            for n in primal})
+                out = _dual_call(call, {n: fwad.make_dual(primal[n],
+                                                          tangent[n].to(primal[n].dtype))
+                                        for n in primal})
                 res = []
                 for o in as_list(out):
                     u = fwad.unpack_dual(o)
@@ -229,7 +230,7 @@ def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str,
                 primal, tangent = to_torch(p), to_torch(t)
                 duals = {n: fwad.make_dual(primal[n], tangent[n].to(primal[n].dtype))
                          for n in primal}
-                loss = fwad.unpack_dual(scalar(call(duals)))
+                loss = fwad.unpack_dual(scalar(_dual_call(call, duals)))
                 d = loss.tangent
                 value = loss.primal.detach().cpu().numpy()
                 return value, (np.zeros((), value.dtype) if d is None
@@ -251,6 +252,16 @@ def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str,
 
         reports["hvp"] = check_hvp(forward_backward, hvp, arrays, **options)
     return combine(reports)
+
+
+def _dual_call(call: Callable[[dict[str, Any]], Any], duals: dict[str, Any]) -> Any:
+    """``call`` on dual tensors, with a plain sentence when a Function has no ``jvp``."""
+    try:
+        return call(duals)
+    except NotImplementedError as exc:
+        raise InputError(f"forward-mode AD is not available for this function ({exc}); a "
+                         "custom torch.autograd.Function needs a jvp staticmethod for "
+                         "modes=('fwd',) — or check modes=('rev',) only.") from exc
 
 
 def _outputs_function(torch: Any, call: Callable[[dict[str, Any]], Any],

@@ -78,6 +78,8 @@ def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], par
                 out = jvp(complexview.complex_tree(p, view), complexview.complex_tree(t, view))
             else:
                 out = jvp(p, t)
+        except InputError:
+            raise
         except Exception as exc:
             raise ForwardError(f"jvp raised {type(exc).__name__}: {exc}; fix it and check "
                                "again.") from exc
@@ -121,12 +123,13 @@ def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], par
     if any(w is not None for w in wanted):
         check_options["sample"] = {leaf.name: [int(k) for k in w]
                                    for leaf, w in zip(leaves, wanted) if w is not None}
+    tangent, direct = random_tangent_jvp(real, leaves, call_jvp, tangent_seed)
     report = check(forward_real, gradient, real, **check_options)
     warnings, notes, status = list(report.warnings), list(report.notes), report.status
     if view.any:
         notes += [n for n in (auto_note, view.note()) if n]
     if linearity and "grads" in base and all(w is None for w in wanted):
-        ok, sentence = linearity_test(real, leaves, base["grads"], call_jvp, tangent_seed,
+        ok, sentence = linearity_test(tangent, direct, base["grads"], tangent_seed,
                                       float(options.get("tol", 1e-5)))
         if ok:
             notes.append(sentence)
@@ -154,22 +157,28 @@ def _entries(leaves: list[trees.Leaf], options: dict[str, Any]) -> list[np.ndarr
     return out
 
 
-def linearity_test(real: Any, leaves: list[trees.Leaf], grads: list[np.ndarray],
-                   call_jvp: Callable[[Any, list[np.ndarray]], tuple[Any, Any]],
-                   seed: int, tol: float) -> tuple[bool, str]:
+def random_tangent_jvp(real: Any, leaves: list[trees.Leaf],
+                       call_jvp: Callable[[Any, list[np.ndarray]], tuple[Any, Any]],
+                       seed: int) -> tuple[list[np.ndarray], float]:
+    """A random tangent ``t`` and ``jvp(θ, t)`` — the first JVP call, made before the check so
+    that a rule that raises or returns something else is named plainly."""
+    rng = np.random.default_rng(seed)
+    t = random_direction_like([np.asarray(leaf.array) for leaf in leaves], rng)
+    _, d = call_jvp(real, t)
+    try:
+        return t, float(np.real(host(d)))
+    except (TypeError, ValueError) as exc:
+        raise InputError("jvp returned something that is not a number; return the directional "
+                         "derivative of the loss as a scalar.") from exc
+
+
+def linearity_test(t: list[np.ndarray], direct: float, grads: list[np.ndarray], seed: int,
+                   tol: float) -> tuple[bool, str]:
     """``jvp(t)`` against ``Σ_i t_i·jvp(e_i)`` for a random tangent ``t``.
 
     The two differ only by rounding for a linear rule; a difference above both
     ``ANALYTIC_ULPS``-style rounding and ``tol`` (at least √ε of the JVP's dtype) times the
     size of the terms ``Σ|t_i g_i|`` is a rule that is not linear in its tangent."""
-    rng = np.random.default_rng(seed)
-    t = random_direction_like([np.asarray(leaf.array) for leaf in leaves], rng)
-    _, d = call_jvp(real, t)
-    try:
-        direct = float(np.real(host(d)))
-    except (TypeError, ValueError) as exc:
-        raise InputError("jvp returned something that is not a number; return the directional "
-                         "derivative of the loss as a scalar.") from exc
     summed = inner(grads, t)
     size = abs_inner(grads, t)
     dtype = grads[0].dtype if grads else np.dtype(np.float64)
