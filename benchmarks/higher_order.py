@@ -82,6 +82,28 @@ def torch_swish(bug: bool) -> Callable[..., Any]:
     return Swish.apply
 
 
+def torch_swish_scaled(delta: float) -> Callable[..., Any]:
+    """Swish whose double backward is off by the factor ``1 + delta`` (first order exact):
+    ``s + δ·(s − s.detach())`` has the value of ``s`` and ``1 + δ`` times its derivative."""
+
+    class SwishScaled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            tick()
+            ctx.save_for_backward(x)
+            return x * torch.sigmoid(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            tick()
+            (x,) = ctx.saved_tensors
+            s = torch.sigmoid(x)
+            s = s + delta * (s - s.detach())
+            return g * (s + x * s * (1 - s))
+
+    return SwishScaled.apply
+
+
 def torch_gelu(bug: bool) -> Callable[..., Any]:
     k = math.sqrt(2 / math.pi)
 
@@ -460,6 +482,27 @@ def jax_elementwise(kind: str, bug: bool) -> Callable[..., Any]:
         tick()
         (x,), (t,) = primals, tangents
         return f(x), slope(x) * t
+
+    return f
+
+
+def jax_swish_scaled(delta: float) -> Callable[..., Any]:
+    """The JAX twin of :func:`torch_swish_scaled` (a ``custom_jvp`` whose rule's coefficient
+    has ``1 + delta`` times its true derivative)."""
+    jax = _jax()
+
+    @jax.custom_jvp
+    def f(x):
+        tick()
+        return x * jax.nn.sigmoid(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        tick()
+        (x,), (t,) = primals, tangents
+        s = jax.nn.sigmoid(x)
+        s = s + delta * (s - jax.lax.stop_gradient(s))
+        return f(x), (s + x * s * (1 - s)) * t
 
     return f
 
@@ -950,6 +993,27 @@ def summary(totals: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Relative errors of the double backward in the sensitivity sweep.
+DELTAS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def sensitivity() -> str:
+    """Which tool catches a double backward off by ``1 + δ``, and at what cost (Swish, 3×5,
+    float64): detection is only comparable at equal sensitivity."""
+    lines = ["| δ (relative error of the 2nd derivative) | " + " | ".join(TOOLS) + " |",
+             "|---|" + "---|" * len(TOOLS)]
+    for delta in (0.0, *DELTAS):
+        case = Case(f"swish δ={delta:g}", "order2", lambda bug, d=delta: torch_swish_scaled(d),
+                    lambda bug, d=delta: jax_swish_scaled(d), ((3, 5),))
+        cells = []
+        for run in TOOLS.values():
+            out = run(case, True)
+            cells.append(f"{out.verdict} · {out.evaluations}")
+        lines.append(f"| {delta:g} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     cases = zoo()
@@ -965,7 +1029,10 @@ def main(argv: list[str]) -> None:
         "way for every tool; times include JAX tracing (no jit).", "",
         summary(totals), "",
         "Per case: verdict correct / buggy · evaluations correct / buggy · ms correct / buggy.",
-        "", body, "", "What the failure of the buggy rule names:", "", named])
+        "", body, "", "What the failure of the buggy rule names:", "", named, "",
+        "### Sensitivity: a double backward off by a factor 1 + δ (verdict · evaluations)", "",
+        "δ = 0 is the correct rule. A tool that misses small δ spends fewer evaluations for "
+        "less: compare costs where both detect.", "", sensitivity()])
     print()
     print(summary(totals))
     if "--no-write" not in argv:
