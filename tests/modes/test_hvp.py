@@ -165,3 +165,19 @@ def test_complex_step_is_refused_for_complex_params():
     fb, hvp, z = quartic_complex()
     with pytest.raises(InputError, match="complex parameters"):
         check_hvp(fb, hvp, z, method="complex", progress=False)
+
+
+def test_batched_forward_is_refused():
+    from gradcheck.errors import InputError
+
+    fb, hvp, params = quadratic_problem()
+    with pytest.raises(InputError, match="batched_forward"):
+        check_hvp(fb, hvp, params, batched_forward=lambda p: p)
+
+
+def test_workers_give_the_same_verdicts():
+    fb, hvp, params = quadratic_problem((0, 2))
+    serial = check_hvp(fb, hvp, params, progress=False)
+    parallel = check_hvp(fb, hvp, params, workers=2, progress=False)
+    assert parallel.status == serial.status == "fail"
+    assert [e.name for e in parallel.entries("FAIL")] == [e.name for e in serial.entries("FAIL")]

@@ -84,6 +84,10 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
     """
     view = complexview.inspect(params)
     options, auto_note = complexview.real_options(view, options)
+    if options.get("batched_forward") is not None:
+        raise InputError("batched_forward= evaluates the loss, but check_hvp checks another "
+                         "scalar, φ(θ) = ⟨∇f(θ), v⟩ through forward_backward; leave "
+                         "batched_forward out.")
     real = complexview.real_tree(params, view) if view.any else params
     leaves = trees.flatten(real)
     trees.validate_leaves(leaves)

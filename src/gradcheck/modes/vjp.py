@@ -97,6 +97,9 @@ def check_vjp(function: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], in
     """
     view = complexview.inspect(inputs)
     options, auto_note = complexview.real_options(view, options)
+    if options.get("batched_forward") is not None:
+        raise InputError("batched_forward= evaluates the loss, but check_vjp checks another "
+                         "scalar, ⟨c, F(x)⟩ through function; leave batched_forward out.")
     real = complexview.real_tree(inputs, view) if view.any else inputs
     leaves = trees.flatten(real)
     trees.validate_leaves(leaves)
