@@ -120,3 +120,29 @@ def test_vector_valued_forward_mode_names_the_output(dtype):
     assert report.status == "fail"
     for entry in report.entries("FAIL")[:5]:
         assert f"output sq[{entry.index[0]}]" in entry.note
+
+
+def test_directional_mode_spends_one_jvp_per_tensor_and_localises_a_bad_entry():
+    rng = np.random.default_rng(0)
+    params = {"W": rng.normal(size=(12, 20)), "b": rng.normal(size=20)}
+    x = rng.normal(size=(6, 12))
+    calls = {"n": 0}
+
+    def forward(p):
+        return float(np.sum(np.tanh(x @ p["W"] + p["b"])))
+
+    def jvp(p, t, bug=False):
+        calls["n"] += 1
+        d = 1 - np.tanh(x @ p["W"] + p["b"]) ** 2
+        tb = t["b"] * np.where(np.arange(20) == 7, 1.01 if bug else 1.0, 1.0)
+        return float(np.sum(d * (x @ t["W"] + tb)))
+
+    report = check_jvp(forward, jvp, params, mode="directional", progress=False)
+    assert report.status == "pass"
+    assert calls["n"] == 3                     # the random tangent, then one per tensor
+    assert report.evaluations < 20
+    report = check_jvp(forward, lambda p, t: jvp(p, t, True), params, mode="directional",
+                       progress=False)
+    assert report.status == "fail"
+    assert "b[7]" in [e.name for e in report.entries("FAIL")]
+    assert report.tensor("W·u").failed == 0
