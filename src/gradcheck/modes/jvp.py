@@ -326,23 +326,25 @@ def check_output_jvp(function: Callable[[Any], Any], jvp_outputs: Callable[[Any,
     _, out_name = flat_names(outs)
     c_flat = np.concatenate([x.reshape(-1) for x in c]).astype(np.complex128)
     notes = list(report.notes)
+    position = {leaf.name: j for j, leaf in enumerate(leaves)}
     failing = sorted(((float(np.nan_to_num(t.error[pos], nan=np.inf)), ti, int(pos))
-                      for ti, t in enumerate(report.tensors)
+                      for ti, t in enumerate(report.tensors) if t.name in position
                       for pos in np.flatnonzero(t.status == FAIL)),
                      key=lambda item: (-item[0], item[1], item[2]))[:attribute_worst]
     for _, ti, pos in failing:
         t = report.tensors[ti]
+        lj = position[t.name]
         k = int(t.flat_index[pos])
         one = [np.zeros_like(leaf.array) for leaf in leaves]
-        one[ti].reshape(-1)[k] = 1
+        one[lj].reshape(-1)[k] = 1
         analytic = np.concatenate([host(a).reshape(-1) for a in tangents(
             complex_of(real), complex_of(trees.replace_leaves(real, one)))])
         wide = [np.asarray(leaf.array).astype(np.result_type(leaf.array.dtype, np.float64))
                 for leaf in leaves]
         plus, minus = [w.copy() for w in wide], [w.copy() for w in wide]
-        plus[ti].reshape(-1)[k] += h
-        minus[ti].reshape(-1)[k] -= h
-        step = float(plus[ti].reshape(-1)[k] - minus[ti].reshape(-1)[k])
+        plus[lj].reshape(-1)[k] += h
+        minus[lj].reshape(-1)[k] -= h
+        step = float(plus[lj].reshape(-1)[k] - minus[lj].reshape(-1)[k])
         fp = values(complex_of(trees.replace_leaves(real, plus)))
         fm = values(complex_of(trees.replace_leaves(real, minus)))
         numeric = np.concatenate([((host(a).astype(np.complex128) - b) / step).reshape(-1)
