@@ -216,6 +216,13 @@ def _directional(forward: Callable[[Any], Any],
         evaluations += located.evaluations
         warnings += located.warnings
         notes += located.notes
+        found = {t.name for t in located.tensors if t.failed}
+        for j in failing:   # the located entries stand for the directional derivative
+            if leaves[j].name in found:
+                notes.append(f"{leaves[j].name}·u: jvp = {tensors[j].analytic[0]:.6g}, "
+                             f"central difference {tensors[j].numeric[0]:.6g}.")
+        tensors = [t for j, t in enumerate(tensors)
+                   if not (j in failing and leaves[j].name in found)]
         tensors += located.tensors
         notes.append(f"{', '.join(names)}: the JVP along a random tangent disagrees; their "
                      "gradient was built from one-hot JVPs and localised.")
