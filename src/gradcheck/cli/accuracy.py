@@ -91,5 +91,6 @@ def add_commands(sub: Any) -> None:
     ck.add_argument("--order", type=int, choices=(1, 2), default=1,
                     help="2: also check second derivatives (factory() returns a dict with "
                     "'hvp')")
-    add_check_options(ck, extra_modes=("jvp",))   # jvp: forward mode (factory dict with jvp)
+    add_check_options(ck, extra_modes=(("jvp", "forward mode, factory() returns a dict with "
+                                            "'jvp'"),))
     ck.set_defaults(func=cmd_check)

@@ -31,7 +31,8 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def add_check_options(p: argparse.ArgumentParser, extra_modes: tuple[str, ...] = ()) -> None:
+def add_check_options(p: argparse.ArgumentParser,
+                      extra_modes: tuple[tuple[str, str], ...] = ()) -> None:
     """Options shared by every command that runs a check."""
     p.add_argument("--method", type=types.method, default="central",
                    help="central (default), forward, backward, central4, richardson, complex "
@@ -49,10 +50,10 @@ def add_check_options(p: argparse.ArgumentParser, extra_modes: tuple[str, ...] =
                    help="re-seed numpy/random/torch before every evaluation (dropout)")
     p.add_argument("--no-second-look", action="store_true",
                    help="judge every entry at h only (no kink analysis, no larger steps)")
-    p.add_argument("--mode", choices=("elementwise", "directional", *extra_modes), default=None,
-                   help="elementwise (every entry, default) or directional (one random "
-                   "direction per tensor, then localise the wrong entries)"
-                   + "".join(f", {m}" for m in extra_modes))
+    p.add_argument("--mode", choices=("elementwise", "directional", *dict(extra_modes)),
+                   default=None, help="elementwise (every entry, default) or directional (one "
+                   "random direction per tensor, then localise the wrong entries)"
+                   + "".join(f"; {m}: {what}" for m, what in extra_modes))
     p.add_argument("--workers", type=types.positive_int, default=None,
                    help="evaluate on N local worker processes (a check under about a second "
                    "runs serially)")
