@@ -36,7 +36,7 @@ import numpy as np
 
 from gradcheck.check import check
 from gradcheck.errors import ForwardError, InputError
-from gradcheck.judge.tolerance import ANALYTIC_ULPS
+from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
 from gradcheck.judge.verdict import FAIL
 from gradcheck.modes.projection import (
     abs_inner,
@@ -139,7 +139,8 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
     if view.any:
         notes += [n for n in (auto_note, view.note()) if n]
     if symmetry and "hv" in last:
-        symmetric, sentence = symmetry_test(v, w, last["hv"], hv(real, w))
+        symmetric, sentence = symmetry_test(v, w, last["hv"], hv(real, w),
+                                            float(options.get("tol", 1e-5)))
         if symmetric:
             notes.append(sentence)
         else:
@@ -165,13 +166,17 @@ def _extra(report: Report, calls: dict[str, int]) -> int:
 
 
 def symmetry_test(v: list[np.ndarray], w: list[np.ndarray], hv: list[np.ndarray],
-                  hw: list[np.ndarray]) -> tuple[bool, str]:
-    """``w·(Hv) == v·(Hw)`` within ``ANALYTIC_ULPS·ε·(Σ|w·Hv| + Σ|v·Hw|)`` (ε of the HVP's
-    dtype). A Hessian is symmetric (Schwarz's theorem for twice continuously differentiable
-    f), so an HVP that is not is wrong whatever the numerics say."""
+                  hw: list[np.ndarray], tol: float = 1e-5) -> tuple[bool, str]:
+    """``w·(Hv) == v·(Hw)`` within ``max(ANALYTIC_ULPS·ε, tol')·(Σ|w·Hv| + Σ|v·Hw|)`` (ε of
+    the HVP's dtype, ``tol' = max(tol, √ε)`` as for gradients: a double backward with
+    cancelling sums is not more accurate than that). A Hessian is symmetric (Schwarz's theorem
+    for twice continuously differentiable f), so an HVP that is not is wrong whatever the
+    numerics say."""
     a, b = inner(w, hv), inner(v, hw)
-    eps = float(np.finfo(precision_of(hv + hw)).eps)
-    bar = ANALYTIC_ULPS * eps * (abs_inner(w, hv) + abs_inner(v, hw))
+    dtype = precision_of(hv + hw)
+    eps = float(np.finfo(dtype).eps)
+    bar = max(ANALYTIC_ULPS * eps, effective_tol(tol, dtype)) * (abs_inner(w, hv)
+                                                                 + abs_inner(v, hw))
     if abs(a - b) <= bar:
         return True, (f"The HVP is symmetric: w·Hv = {a:.6g} and v·Hw = {b:.6g} agree within "
                       f"rounding ({bar:.1e}).")
