@@ -7,11 +7,11 @@
 
 from gradcheck.check import check
 from gradcheck.classic import grad_check, numerical_gradient
+from gradcheck.derivatives.hvp import check_hvp
+from gradcheck.derivatives.jvp import check_jvp
+from gradcheck.derivatives.vjp import check_vjp
 from gradcheck.errors import ForwardError, GradcheckError, InputError
 from gradcheck.layer_check import check_layer
-from gradcheck.modes.hvp import check_hvp
-from gradcheck.modes.jvp import check_jvp
-from gradcheck.modes.vjp import check_vjp
 from gradcheck.monitor import GradientAlert, GradientCheckFailed, Monitor
 from gradcheck.report.results import EntryResult, Report, TensorReport
 from gradcheck.testing import assert_gradients, assert_layer_gradients

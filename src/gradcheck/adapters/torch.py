@@ -34,12 +34,12 @@ import numpy as np
 
 from gradcheck.adapters._common import as_list, input_names, random_cotangent
 from gradcheck.check import check
+from gradcheck.derivatives.combine import combine, validate_modes
+from gradcheck.derivatives.hvp import check_hvp
+from gradcheck.derivatives.jvp import check_jvp, check_output_jvp
+from gradcheck.derivatives.vjp import check_vjp
 from gradcheck.errors import InputError
 from gradcheck.layer_check import DOUT_SEED
-from gradcheck.modes.combine import combine, validate_modes
-from gradcheck.modes.hvp import check_hvp
-from gradcheck.modes.jvp import check_jvp, check_output_jvp
-from gradcheck.modes.vjp import check_vjp
 from gradcheck.optional import optional_import
 from gradcheck.report.results import Report
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from gradcheck.check import check
 from gradcheck.cli.options import check_options, finish
+from gradcheck.derivatives.combine import combine
+from gradcheck.derivatives.hvp import check_hvp
+from gradcheck.derivatives.jvp import check_jvp
 from gradcheck.errors import InputError
-from gradcheck.modes.combine import combine
-from gradcheck.modes.hvp import check_hvp
-from gradcheck.modes.jvp import check_jvp
 from gradcheck.report.results import Report
 
 #: Keys a factory's dict may have.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck.modes.vjp import check_vjp
+from gradcheck.derivatives.vjp import check_vjp
 
 
 def three_outputs(bug: bool = False, dtype=np.float64):

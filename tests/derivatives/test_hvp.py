@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck.modes.hvp import check_hvp, symmetry_test
+from gradcheck.derivatives.hvp import check_hvp, symmetry_test
 
 
 def sigmoid(x):

@@ -15,7 +15,7 @@ with the same error bars, verdicts, second look, executors and diagnosis as a fi
 check. This is what ``torch.autograd.gradgradcheck`` checks (the Jacobian of the gradient),
 at one HVP call instead of one double backward per entry.
 
-A failing entry :math:`i` is a wrong row of :math:`Hv`; :func:`gradcheck.modes.projection.
+A failing entry :math:`i` is a wrong row of :math:`Hv`; :func:`gradcheck.derivatives.projection.
 attribute` then splits :math:`v` to find the Hessian column :math:`j` carrying most of the
 disagreement, comparing ``hvp(θ, v_S)`` with :math:`(g(\theta + h v_S) - g(\theta - h
 v_S))/2h` on halves :math:`S`: the report names the second derivative
@@ -35,10 +35,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.check import check
-from gradcheck.errors import ForwardError, InputError
-from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
-from gradcheck.judge.verdict import FAIL
-from gradcheck.modes.projection import (
+from gradcheck.derivatives.projection import (
     abs_inner,
     attribute,
     flat_names,
@@ -49,6 +46,9 @@ from gradcheck.modes.projection import (
     random_direction_like,
     restricted,
 )
+from gradcheck.errors import ForwardError, InputError
+from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
+from gradcheck.judge.verdict import FAIL
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.analytic import _is_loss_and_grads

@@ -12,7 +12,7 @@ A failing input entry :math:`i` is then attributed to an output: the Jacobian co
 :math:`J_{:,i}` is estimated once by central differences (two evaluations of :math:`F`, every
 output at once), and the residual :math:`\rho = (J^\top c)_i - \langle c, J_{:,i}\rangle` is
 split over the outputs and bisected within the worst one
-(:func:`gradcheck.modes.projection.attribute`, one VJP per level): the report names the output
+(:func:`gradcheck.derivatives.projection.attribute`, one VJP per level): the report names the output
 tensor and element, e.g. ``x[4]`` ← ``out1[4]``.
 
 Complex outputs use :math:`L_c = \operatorname{Re}\sum \bar c\, F` (what ``backward(c)``
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from gradcheck.check import check
+from gradcheck.derivatives.projection import attribute, flat_names, host, projection, restricted
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.judge.verdict import FAIL
-from gradcheck.modes.projection import attribute, flat_names, host, projection, restricted
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.report.results import Report

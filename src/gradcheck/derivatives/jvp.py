@@ -24,11 +24,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.check import check
-from gradcheck.errors import ForwardError, InputError
-from gradcheck.evaluate.base import loss_value
-from gradcheck.judge.tolerance import effective_tol
-from gradcheck.judge.verdict import FAIL
-from gradcheck.modes.projection import (
+from gradcheck.derivatives.projection import (
     abs_inner,
     flat_names,
     host,
@@ -37,7 +33,11 @@ from gradcheck.modes.projection import (
     projection,
     random_direction_like,
 )
-from gradcheck.modes.vjp import ATTRIBUTE, output_leaves, random_cotangent
+from gradcheck.derivatives.vjp import ATTRIBUTE, output_leaves, random_cotangent
+from gradcheck.errors import ForwardError, InputError
+from gradcheck.evaluate.base import loss_value
+from gradcheck.judge.tolerance import effective_tol
+from gradcheck.judge.verdict import FAIL
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.sampling import select

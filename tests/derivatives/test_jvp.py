@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck.modes.jvp import check_jvp
+from gradcheck.derivatives.jvp import check_jvp
 
 
 def softmax(x):
@@ -104,7 +104,7 @@ def test_complex_parameters(bug):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_vector_valued_forward_mode_names_the_output(dtype):
     """F(x) = (sin x, x²); the bug writes x·t for 2x·t in the tangent of output 1."""
-    from gradcheck.modes.jvp import check_output_jvp
+    from gradcheck.derivatives.jvp import check_output_jvp
 
     x = np.random.default_rng(6).normal(size=5).astype(dtype)
 
