@@ -42,7 +42,12 @@ from gradcheck.modes.run import Run
 from gradcheck.options import Plan, make_plan
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
-from gradcheck.params.analytic import analytic_gradients, loss_mismatch, precision_notes
+from gradcheck.params.analytic import (
+    analytic_gradients,
+    gradients_changed,
+    loss_mismatch,
+    precision_notes,
+)
 from gradcheck.params.workspace import (
     ParamsGuard,
     choose_workspace,
@@ -198,7 +203,9 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             rwork = promoted_workspace(params, leaves, np.complex128)
             rescue = _opened(opened, make_evaluator(forward, rwork, names, plan, reset,
                                                     complex_mode=True, serial=True), None)
-        state = Run(plan, leaves, work, [g * plan.loss_scale for g in analytic.grads],
+        grads = (analytic.grads if plan.loss_scale == 1.0 else  # no copies when unscaled
+                 [g * plan.loss_scale for g in analytic.grads])
+        state = Run(plan, leaves, work, grads,
                     evaluator, numeric, rescue, choice.scheme, choice.h,
                     model_scale(analytic.grads) * plan.loss_scale, f0, noise, progress)
         tensors = MODES[plan.mode](state)
@@ -209,6 +216,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place "
                              "during the check; it must not change params (compute into new "
                              "arrays). Your arrays were not touched.")
+        gradients_changed(analytic, leaves)
         if plan.mode == "elementwise":
             log.warnings += entry_warnings(tensors)
             log.notes += kink_notes(tensors)

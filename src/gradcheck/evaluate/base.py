@@ -10,9 +10,12 @@ Every evaluator offers the same two calls, so the schemes never know how losses 
 * ``base()`` — the loss at the unperturbed point;
 * ``entries(leaf, flat_index, values)`` — the loss with entry ``flat_index[i]`` of leaf
   ``leaf`` set to ``values[i, k]`` (all other entries at their base values), for every i, k;
-* ``directions(moves)`` — one loss per :data:`Move` ``(leaf, flat_index, values)``: the
-  entries ``flat_index`` of that leaf set to ``values`` together (a displacement along a
-  direction ``θ + t·v``), everything else at the base point;
+* ``directions(moves)`` — one loss per :data:`Move`: a
+  :class:`~gradcheck.params.directions.DirectionMove` (a span of a leaf displaced along a
+  random direction, ``θ + c·v``, its values computed chunk by chunk from the base values the
+  evaluator holds — nothing parameter-sized is built or shipped) or a tuple
+  ``(leaf, flat_index, values)`` (those entries set to ``values`` together), everything else
+  at the base point;
 * ``count`` — evaluations so far; ``progress`` — an object with ``advance(n)`` or ``None``;
   ``close()`` — release workers (no-op here).
 
@@ -30,10 +33,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from gradcheck.errors import ForwardError, InputError
+from gradcheck.params.directions import DirectionMove, ExplicitMove
 
-#: One displacement of a directional evaluation: ``(leaf, flat_index, values)`` — the entries
+#: One displacement of a directional evaluation: a :class:`DirectionMove`, an
+#: :class:`ExplicitMove`, or a tuple ``(leaf, flat_index, values)`` — the entries
 #: ``flat_index`` (C order) of leaf number ``leaf`` take ``values`` (same length).
-Move = tuple[int, np.ndarray, np.ndarray]
+Move = DirectionMove | ExplicitMove | tuple[int, np.ndarray, np.ndarray]
 
 
 def loss_value(value: Any, where: str, allow_complex: bool = False) -> float | complex:

@@ -9,7 +9,14 @@ import numpy as np
 
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate.base import Move, as_losses, loss_dtype
+from gradcheck.params.directions import as_move, get_flat
 from gradcheck.params.tree import replace_leaves
+
+#: Default bytes of the stacked leaf per batched call: what stays in a core's L2 cache, so
+#: the rows built for one call are still in cache when the forward reads them.
+CACHE_BYTES = 2**20
+#: Rows per batched call, at least and at most, when the batch size is automatic.
+MIN_ROWS, MAX_ROWS = 8, 256
 
 
 class BatchedEvaluator:
@@ -18,23 +25,28 @@ class BatchedEvaluator:
     ``batched_forward(stacked_tree) -> losses[K]`` takes a tree shaped like the params whose
     leaves carry a leading axis of length ``K`` (what ``jax.vmap(forward)`` or
     ``torch.func.vmap(forward)`` give, or a hand-vectorised numpy forward) and returns the
-    ``K`` losses. Rows are built without per-element Python: a reusable buffer holding ``K``
-    copies of the moved leaf gets its entries written with one fancy-index assignment and
-    put back with another; the other leaves are read-only broadcast views (no copy), so
-    ``batched_forward`` must not write into its inputs.
+    ``K`` losses. Rows are built without per-element Python: one stack of ``K`` copies of the
+    moved leaf per leaf is allocated once and kept at the base point — each call writes its
+    entries with one fancy-index assignment and puts them back with another; the other
+    leaves are read-only broadcast views (no copy), so ``batched_forward`` must not write
+    into its inputs.
 
     Parameters
     ----------
     batched_forward : the vectorised forward.
     tree, arrays, names, reset, complex_mode : as for :class:`SerialEvaluator`.
-    batch_size : rows per call (default: as many as fit in ``memory`` bytes, at most 256).
+    batch_size : rows per call. Default: automatic — as many copies of the moved leaf as fit
+        in ``cache`` bytes (a stack that stays in cache while the forward reads it), at least
+        ``MIN_ROWS`` and at most ``MAX_ROWS``, and never more than ``memory`` bytes.
     memory : bytes allowed for one stacked copy of the moved leaf (default 64 MiB).
+    cache : bytes of the stack aimed at by the automatic batch size (default 1 MiB).
     """
 
     def __init__(self, batched_forward: Callable[[Any], Any], tree: Any,
                  arrays: list[np.ndarray], names: list[str],
                  reset: Callable[[], None] | None = None, complex_mode: bool = False,
-                 batch_size: int | None = None, memory: int = 64 * 2**20) -> None:
+                 batch_size: int | None = None, memory: int = 64 * 2**20,
+                 cache: int = CACHE_BYTES) -> None:
         if not callable(batched_forward):
             raise InputError(f"batched_forward={batched_forward!r} is not callable; pass a "
                              "function of a stacked parameter tree that returns a vector of "
@@ -47,19 +59,34 @@ class BatchedEvaluator:
         self.complex_mode = complex_mode
         self.batch_size = batch_size
         self.memory = memory
+        self.cache = cache
         self.count = 0
         self.loss_dtype: np.dtype | None = None
         self.progress: Any = None
+        self._stacks: dict[int, np.ndarray] = {}  # leaf -> (K, *shape), kept at the base point
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Release the stacks."""
+        self._stacks.clear()
 
     def rows_per_call(self, leaf: int) -> int:
-        """``K``: the configured batch size, else what fits in ``memory`` (1 … 256)."""
+        """``K``: the configured batch size, else ``cache // leaf bytes`` clipped to
+        [``MIN_ROWS``, ``MAX_ROWS``] and to ``memory // leaf bytes`` (at least 1)."""
         if self.batch_size is not None:
             return max(1, int(self.batch_size))
         nbytes = max(1, self.arrays[leaf].nbytes)
-        return int(min(256, max(1, self.memory // nbytes)))
+        k = min(MAX_ROWS, max(MIN_ROWS, self.cache // nbytes))
+        return int(max(1, min(k, self.memory // nbytes)))
+
+    def _stack(self, leaf: int) -> np.ndarray:
+        """The leaf's stack of ``rows_per_call`` base copies (allocated once)."""
+        buf = self._stacks.get(leaf)
+        if buf is None:
+            arr = self.arrays[leaf]
+            buf = np.empty((self.rows_per_call(leaf),) + arr.shape, dtype=arr.dtype)
+            buf[...] = arr
+            self._stacks[leaf] = buf
+        return buf
 
     def _evaluate(self, leaf: int, stack: np.ndarray, what: str) -> np.ndarray:
         """Losses of the rows of ``stack`` (leaf ``leaf`` replaced, others broadcast)."""
@@ -83,8 +110,7 @@ class BatchedEvaluator:
 
     def base(self) -> float | complex:
         """The loss at the unperturbed point (a stack of one)."""
-        arr = self.arrays[0]
-        out = self._evaluate(0, arr[None].copy(), "at the given params")[0]
+        out = self._evaluate(0, self._stack(0)[:1], "at the given params")[0]
         return complex(out) if self.complex_mode else float(out)
 
     def entries(self, leaf: int, flat_index: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -94,11 +120,9 @@ class BatchedEvaluator:
         cols = np.repeat(np.asarray(flat_index, dtype=np.int64), p)  # row r moves entry cols[r]
         vals = values.reshape(-1)
         total = cols.size
-        k = min(self.rows_per_call(leaf), max(total, 1))
-        buf = np.empty((k,) + arr.shape, dtype=arr.dtype)
-        buf[...] = arr
+        buf = self._stack(leaf)
+        k = buf.shape[0]
         flat = buf.reshape(k, -1)
-        base_flat = arr.reshape(-1)
         out = np.empty(total, dtype=np.complex128 if self.complex_mode else np.float64)
         for start in range(0, total, k):
             stop = min(start + k, total)
@@ -111,27 +135,32 @@ class BatchedEvaluator:
                     leaf, buf[:m], f"on a stack of {m} points moving entries of "
                     f"'{self.names[leaf]}'")
             finally:
-                flat[rows, c] = base_flat[c]
+                flat[rows, c] = get_flat(arr, c)
         return out.reshape(n, p)
 
     def directions(self, moves: Sequence[Move]) -> np.ndarray:
-        """Loss after each move ``(leaf, flat_index, values)``; consecutive moves of the same
-        leaf share one call."""
+        """Loss after each move; consecutive moves of the same leaf share one call."""
+        moves = [as_move(m) for m in moves]
         out = np.empty(len(moves), dtype=np.complex128 if self.complex_mode else np.float64)
         j = 0
         while j < len(moves):
-            leaf = moves[j][0]
-            k = self.rows_per_call(leaf)
+            leaf = moves[j].leaf
+            buf = self._stack(leaf)
             stop = j
-            while stop < len(moves) and moves[stop][0] == leaf and stop - j < k:
+            while stop < len(moves) and moves[stop].leaf == leaf and stop - j < buf.shape[0]:
                 stop += 1
             arr = self.arrays[leaf]
-            buf = np.empty((stop - j,) + arr.shape, dtype=arr.dtype)
-            buf[...] = arr
-            flat = buf.reshape(stop - j, -1)
-            for r, (_, idx, vals) in enumerate(moves[j:stop]):
-                flat[r, np.asarray(idx)] = vals
-            out[j:stop] = self._evaluate(leaf, buf, f"when entries of '{self.names[leaf]}' "
-                                         "were moved along a random direction")
+            flat = buf.reshape(buf.shape[0], -1)
+            try:
+                for r, move in enumerate(moves[j:stop]):
+                    for pos, values in move.pieces():
+                        flat[r, pos] = values(flat[r, pos])
+                out[j:stop] = self._evaluate(leaf, buf[:stop - j], f"when entries of "
+                                             f"'{self.names[leaf]}' were moved along a random "
+                                             "direction")
+            finally:
+                for r, move in enumerate(moves[j:stop]):
+                    for pos, _ in move.pieces():
+                        flat[r, pos] = get_flat(arr, pos)
             j = stop
         return out

@@ -34,8 +34,10 @@ def make_evaluator(forward: Callable[[Any], Any], work: Workspace, names: list[s
     batched = plan.batched_forward
     if batched is not None and plan.loss_scale != 1.0:
         batched = scaled(batched, plan.loss_scale)
+    originals = work.originals
     if serial:
-        return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode)
+        return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode,
+                               originals)
     if parallel and (plan.executor is not None or plan.workers is not None):
         return ExecutorEvaluator(plan.executor, fwd, work.tree, work.arrays, names, plan.seed,
                                  plan.reset, complex_mode, plan.workers, batched,
@@ -43,4 +45,4 @@ def make_evaluator(forward: Callable[[Any], Any], work: Workspace, names: list[s
     if batched is not None:
         return BatchedEvaluator(batched, work.tree, work.arrays, names, reset, complex_mode,
                                 plan.batch_size)
-    return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode)
+    return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode, originals)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -9,6 +10,14 @@ import numpy as np
 
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate.base import Move, loss_dtype, loss_value
+from gradcheck.params.directions import (
+    DirectionMove,
+    ExplicitMove,
+    as_move,
+    get_flat,
+    write_flat,
+)
+from gradcheck.params.snapshot import is_extended
 from gradcheck.params.tree import element_name
 
 
@@ -23,11 +32,19 @@ class SerialEvaluator:
     names : leaf names, for messages.
     reset : called before every evaluation (re-seeding RNGs), or ``None``.
     complex_mode : the arrays are complex and the forward must return a complex loss.
+    originals : when ``arrays`` are promoted copies, the user's arrays they were cast from
+        (exactly): the moved entries are then restored from them. Otherwise the originals of
+        the entries a direction moves are kept in one buffer, sized for the largest leaf
+        moved and reused by every move — the only parameter-sized memory an evaluation
+        holds.
     """
 
     def __init__(self, forward: Callable[[Any], Any], tree: Any, arrays: list[np.ndarray],
                  names: list[str], reset: Callable[[], None] | None = None,
-                 complex_mode: bool = False) -> None:
+                 complex_mode: bool = False, originals: list[np.ndarray] | None = None
+                 ) -> None:
+        self.originals = originals
+        self._saved: np.ndarray | None = None  # bytes of the moved entries' originals
         self.forward = forward
         self.tree = tree
         self.arrays = arrays
@@ -112,20 +129,78 @@ class SerialEvaluator:
                          "not change params (compute into new arrays) — it has been restored.")
 
     def directions(self, moves: Sequence[Move]) -> np.ndarray:
-        """Loss after each move ``(leaf, flat_index, values)``, one evaluation per move.
+        """Loss after each move, one evaluation per move.
 
-        The moved entries are saved, overwritten together, and written back in a ``finally``
-        (bit-identical restore), exactly as :meth:`entries` does for one entry.
+        The moved entries are written chunk by chunk (their originals kept, see
+        ``originals``), the forward is called, every moved entry is compared with the value
+        written (a forward that writes into them would be masked by the restore), and the
+        originals are written back in a ``finally`` (bit-identical restore), exactly as
+        :meth:`entries` does for one entry.
         """
         out = np.empty(len(moves), dtype=np.complex128 if self.complex_mode else np.float64)
-        for j, (leaf, flat_index, values) in enumerate(moves):
-            arr = self.arrays[leaf]
-            pos = np.unravel_index(np.asarray(flat_index), arr.shape) if arr.ndim else ...
-            saved = arr[pos].copy()
-            try:
-                arr[pos] = values
-                out[j] = self._call(f"when {len(flat_index)} entries of '{self.names[leaf]}' "
-                                    "were moved along a random direction")
-            finally:
-                arr[pos] = saved
+        for j, move in enumerate(moves):
+            out[j] = self._direction(as_move(move))
         return out
+
+    def _direction(self, move: DirectionMove | ExplicitMove) -> float | complex:
+        leaf = move.leaf
+        arr = self.arrays[leaf]
+        pieces = list(move.pieces())
+        original = self._keeper(leaf)
+        sums: list[int | bytes] = []  # CRC-32 of what was written, per piece
+        try:
+            for pos, values in pieces:
+                base = get_flat(arr, pos)
+                original.save(pos, base)
+                new = values(base)
+                write_flat(arr, pos, new)
+                sums.append(_crc(new))
+            loss = self._call(f"when {move.size} entries of '{self.names[leaf]}' were moved "
+                              "along a random direction")
+            for (pos, _), crc in zip(pieces, sums):
+                if _crc(get_flat(arr, pos)) != crc:
+                    raise InputError(
+                        f"forward modified the parameter '{self.names[leaf]}' in place while "
+                        f"{move.size} of its entries were moved along a random direction; it "
+                        "must not change params (compute into new arrays) — the moved "
+                        "entries have been restored.")
+            return loss
+        finally:
+            for pos, _ in pieces[:len(sums)]:
+                write_flat(arr, pos, original.get(pos))
+
+    def _keeper(self, leaf: int) -> _Originals:
+        arr = self.arrays[leaf]
+        if self.originals is not None:
+            return _Originals(arr.dtype, source=self.originals[leaf])
+        if self._saved is None or self._saved.nbytes < arr.nbytes:
+            self._saved = np.empty(arr.nbytes, dtype=np.uint8)
+        return _Originals(arr.dtype, buffer=self._saved[:arr.nbytes].view(arr.dtype))
+
+
+class _Originals:
+    """The original values of the entries being moved: read from the user's array when the
+    working array is an exact promoted copy of it, else saved into a reusable buffer."""
+
+    def __init__(self, dtype: np.dtype, source: np.ndarray | None = None,
+                 buffer: np.ndarray | None = None) -> None:
+        self.dtype, self.source, self.buffer = dtype, source, buffer
+
+    def save(self, pos: slice | np.ndarray, base: np.ndarray) -> None:
+        if self.buffer is not None:
+            self.buffer[pos] = base
+
+    def get(self, pos: slice | np.ndarray) -> np.ndarray:
+        if self.buffer is not None:
+            return self.buffer[pos]
+        return get_flat(self.source, pos).astype(self.dtype)
+
+
+def _crc(a: np.ndarray) -> int | bytes:
+    """CRC-32 of the raw bits of ``a`` (NaN-safe; a changed entry changes it, see
+    :mod:`gradcheck.params.snapshot`); for extended precision, whose padding bytes are not
+    data, the values themselves (as float64 and the excess, exact)."""
+    if is_extended(a.dtype):
+        hi = np.asarray(a).astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+        return hi.tobytes() + (np.asarray(a) - hi).astype(hi.dtype).tobytes()
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradcheck.judge import metrics
+from gradcheck.params.snapshot import flat_chunks
 
 PASS, FAIL, KINK, INCONCLUSIVE, SKIPPED = 0, 1, 2, 3, 4
 STATUS_NAMES = {PASS: "pass", FAIL: "FAIL", KINK: "kink", INCONCLUSIVE: "inconclusive",
@@ -60,11 +61,11 @@ def model_scale(grads: list[np.ndarray]) -> float:
     """Gradient scale of a whole model: RMS of every finite analytic entry of every tensor."""
     total, count = 0.0, 0
     for g in grads:
-        g = np.asarray(g)
-        g = (g.real if np.iscomplexobj(g) else g).astype(np.float64, copy=False)
-        finite = g[np.isfinite(g)]
-        total += float(np.sum(finite**2))
-        count += finite.size
+        for chunk in flat_chunks(np.asarray(g)):  # chunked: no gradient-sized temporaries
+            chunk = (chunk.real if np.iscomplexobj(chunk) else chunk).astype(np.float64)
+            finite = chunk[np.isfinite(chunk)]
+            total += float(np.dot(finite, finite))
+            count += finite.size
     return float(np.sqrt(total / count)) if count else 0.0
 
 

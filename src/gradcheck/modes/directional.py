@@ -54,6 +54,19 @@ of a failing group are tested; the failing one takes a second pair). When more t
 ``max_groups`` groups of a tensor fail at one level, most of the tensor is wrong: splitting
 stops and ``sample`` entries of the failing groups are checked elementwise instead; likewise
 when at least ``DENSE_GROUPS`` groups and ``DENSE_SHARE`` of those tested at a level fail.
+
+Memory
+------
+A group is always a contiguous span ``[start, stop)`` of the flat tensor (halves of halves),
+so it is two integers, not an index array. The direction is regenerated from its seed chunk
+by chunk (:mod:`gradcheck.params.directions`), and every sum over a group — the displacement
+:math:`d`, :math:`\langle g, d\rangle`, :math:`\lVert d\rVert`, the analytic bar — is
+accumulated chunk by chunk from the working array and the analytic gradient as they are.
+The moves handed to the evaluator are descriptions (:class:`~gradcheck.params.directions.
+DirectionMove`), whose values the evaluator computes chunk by chunk too; what the check
+holds beyond the params and the gradient is what the evaluator keeps to restore the moved
+entries exactly (at most one copy of the largest tensor, none when the numerics run on a
+promoted float64 copy of float32 params), plus O(chunk) temporaries.
 """
 
 from __future__ import annotations
@@ -64,10 +77,17 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.evaluate.base import Move
 from gradcheck.judge.tolerance import ANALYTIC_ULPS
 from gradcheck.modes import elementwise
 from gradcheck.modes.run import Run
+from gradcheck.params.directions import (
+    Direction,
+    DirectionMove,
+    DirectionStats,
+    moved_values,
+    read_flat,
+    spans,
+)
 from gradcheck.report.results import TensorReport
 
 #: Groups this small are checked elementwise (2 evaluations per entry) instead of split.
@@ -85,6 +105,8 @@ SAMPLE = 64
 SKIP_FACTOR = 10.0
 #: Share of the truncation change allowed as the t⁴ remainder after Richardson extrapolation.
 RICHARDSON_MARGIN = 0.25
+
+Span = tuple[int, int]
 
 
 @dataclass
@@ -142,13 +164,19 @@ class DirectionalResult:
 
 @dataclass
 class Group:
-    """A set of entries of one tensor, tested together along ``v`` restricted to them."""
+    """The entries ``[start, stop)`` (flat) of one tensor, tested together along ``v``
+    restricted to them."""
 
     leaf: int
-    index: np.ndarray  # sorted flat indices
+    start: int
+    stop: int
     depth: int = 0
     parent: int = -1   # position of the parent in its TensorState.failing, -1 for the root
     truncation: float = np.inf  # the parent's truncation estimate at step t (inf: unknown)
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
 
 
 @dataclass
@@ -166,13 +194,16 @@ class Outcome:
 
 @dataclass
 class TensorState:
-    """Per-tensor bookkeeping of the localisation."""
+    """Per-tensor bookkeeping of the localisation. Holds references, never copies."""
 
-    x: np.ndarray            # base values (flat, float64 or complex promoted), read-only
-    dtype: np.dtype          # dtype of the working array (steps are rounded to it)
-    g: np.ndarray            # analytic gradient (flat, float64)
-    g_bar: np.ndarray        # per-entry analytic rounding bound, ε·c·(|g| + s_g)
-    v: np.ndarray            # the random direction (flat, |v_i| in [1, 2))
+    work: np.ndarray         # the working array (perturbed by the evaluator), read here
+    grad: np.ndarray         # the analytic gradient as the user gave it, read here
+    direction: Direction     # the random direction, regenerated from its seed
+    stats: DirectionStats    # per-chunk norms and extremes of the direction
+    g_eps: float             # precision of the analytic gradient's dtype
+    analytic_ulps: float     # rounding of the analytic gradient, in ulps of its dtype
+    s_g: float = 0.0         # RMS of the finite analytic entries
+    finite: bool = True      # every analytic entry is finite
     h: float = 1e-5          # largest move of any one entry
     target: float = 0.0      # error on one element the test should resolve (tol · RMS g)
     noise: float = 0.0       # rounding noise of one loss evaluation
@@ -180,13 +211,28 @@ class TensorState:
     evaluations: int = 0
     tests: int = 0
     located: list[np.ndarray] = field(default_factory=list)
-    orphans: list[np.ndarray] = field(default_factory=list)
-    failing: list[np.ndarray] = field(default_factory=list)
+    orphans: list[Span] = field(default_factory=list)
+    failing: list[Span] = field(default_factory=list)
     sampled: bool = False
+
+    @property
+    def size(self) -> int:
+        return int(self.work.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.work.dtype)
+
+    def grad_chunk(self, lo: int, hi: int) -> np.ndarray:
+        """``g[lo:hi]`` as float64 (real part of a complex gradient)."""
+        g = read_flat(self.grad, lo, hi)
+        return (g.real if np.iscomplexobj(g) else g).astype(np.float64)
 
 
 def random_direction(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``v_i = s_i·m_i``: Rademacher signs ``s_i = ±1`` times magnitudes ``m_i ~ U[1, 2)``.
+    """``v_i = s_i·m_i``: Rademacher signs ``s_i = ±1`` times magnitudes ``m_i ~ U[1, 2)``
+    (stored; the check itself regenerates its directions chunk by chunk, see
+    :class:`~gradcheck.params.directions.Direction`).
 
     The signs make ``⟨δ, v⟩`` of a spread-out error behave like a random walk (no systematic
     cancellation with ``g``); the magnitudes keep every weight ≥ 1 and make an exact
@@ -196,8 +242,8 @@ def random_direction(rng: np.random.Generator, n: int) -> np.ndarray:
     return signs * rng.uniform(1.0, 2.0, size=n)
 
 
-def step_length(state: TensorState, index: np.ndarray) -> float:
-    r"""Length ``t`` of the step along the unit direction of a group.
+def step_length(state: TensorState, start: int, stop: int) -> float:
+    r"""Length ``t`` of the step along the unit direction of the group ``[start, stop)``.
 
     An error ``δ`` on element ``i`` shows as ``δ·|u_i| ≥ δ·min|v|/‖v‖`` against a rounding
     bar ``η/t``, so resolving ``δ = target`` (``tol`` × the tensor's RMS gradient) needs
@@ -205,45 +251,58 @@ def step_length(state: TensorState, index: np.ndarray) -> float:
     step) and at most ``h·‖v‖/max|v|`` — no entry moves by more than ``h``, which bounds the
     truncation error like the elementwise check's.
     """
-    v = np.abs(state.v[index])
-    norm = float(np.linalg.norm(v))
-    t_max = state.h * norm / float(v.max())
+    norm, vmin, vmax = state.stats.span(start, stop)
+    t_max = state.h * norm / vmax
     if state.target <= 0:
         return t_max
-    t = state.noise * (norm / float(v.min())) / state.target
+    t = state.noise * (norm / vmin) / state.target
     return float(min(max(t, state.h), t_max))
 
 
 def group_moves(state: TensorState, group: Group, factor: float = 1.0
-                ) -> tuple[list[Move], np.ndarray]:
+                ) -> tuple[list[DirectionMove], tuple[float, float, float]]:
     """The two moves ``x ± t·u`` (``u = v|_G / ‖v|_G‖``, ``t = factor ·`` :func:`step_length`)
-    and the displacement ``d = x₊ − x₋``."""
-    idx = group.index
-    x = state.x[idx]
-    t = factor * step_length(state, idx)
-    u = state.v[idx] / np.linalg.norm(state.v[idx])
-    plus = (x + t * u).astype(state.dtype)
-    minus = (x - t * u).astype(state.dtype)
-    d = plus.astype(np.float64) - minus.astype(np.float64)
-    return [(group.leaf, idx, plus), (group.leaf, idx, minus)], d
+    and the sums over the displacement ``d = x₊ − x₋`` that :func:`residual` needs:
+    ``(⟨g, d⟩, ‖d‖², ‖g_bar ⊙ d‖²)`` with ``g_bar = c·ε_g·(|g| + s_g)``, accumulated chunk by
+    chunk from the values the evaluator will write (:func:`~gradcheck.params.directions.
+    moved_values`)."""
+    norm = state.stats.span(group.start, group.stop)[0]
+    coef = factor * step_length(state, group.start, group.stop) / norm
+    gd = dd = gbd = 0.0
+    bar = state.analytic_ulps * state.g_eps
+    for lo, hi in spans(group.start, group.stop):
+        x = read_flat(state.work, lo, hi)
+        v = state.direction.values(lo, hi)
+        d = (moved_values(x, coef, v, state.dtype).astype(np.float64)
+             - moved_values(x, -coef, v, state.dtype).astype(np.float64))
+        g = state.grad_chunk(lo, hi)
+        gd += float(np.dot(g, d))
+        dd += float(np.dot(d, d))
+        np.abs(g, out=g)
+        g += state.s_g
+        g *= bar * d
+        gbd += float(np.dot(g, g))
+    moves = [DirectionMove(state.direction, group.start, group.stop, coef),
+             DirectionMove(state.direction, group.start, group.stop, -coef)]
+    return moves, (gd, dd, gbd)
 
 
-def residual(state: TensorState, group: Group, d: np.ndarray, f_plus: float, f_minus: float,
-             noise: float) -> tuple[float, float, float, float]:
+def residual(sums: tuple[float, float, float], f_plus: float, f_minus: float, noise: float
+             ) -> tuple[float, float, float, float]:
     """``(analytic, numeric, rounding bar, analytic bar)`` per unit length of ``d``.
 
     ``numeric = (f₊ − f₋)/‖d‖``; ``analytic = ⟨g, d⟩/‖d‖``; rounding ``2η/‖d‖`` (two
     evaluations, each within η); analytic bar ``‖g_bar ⊙ d‖/‖d‖`` (Cauchy–Schwarz bound of
-    the rounding of ``g`` projected on ``d̂``).
+    the rounding of ``g`` projected on ``d̂``). ``sums`` as :func:`group_moves` returns them.
     """
-    norm = float(np.linalg.norm(d))
+    gd, dd, gbd = sums
+    norm = float(np.sqrt(dd))
     if norm == 0.0:
         return 0.0, 0.0, np.inf, 0.0
-    g = state.g[group.index]
-    analytic = float(np.dot(g, d)) / norm
+    analytic = gd / norm
     numeric = float(np.real(f_plus) - np.real(f_minus)) / norm
     rounding = 2.0 * noise / norm
-    a_bar = float(np.linalg.norm(state.g_bar[group.index] * d)) / norm
+    a_bar = float(np.sqrt(gbd)) / norm
     return analytic, numeric, rounding, a_bar
 
 
@@ -257,18 +316,17 @@ def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], no
     residual) and are judged on the Richardson-extrapolated residual
     ``(4ρ(t) − ρ(2t))/3`` with bar ``(4R(t) + R(2t))/3 + analytic bar + ¼|ρ(t) − ρ(2t)|``.
     """
-    moves: list[Move] = []
-    disps = []
+    moves: list[DirectionMove] = []
+    sums = []
     for g in groups:
-        m, d = group_moves(states[g.leaf], g)
+        m, s = group_moves(states[g.leaf], g)
         moves += m
-        disps.append(d)
+        sums.append(s)
     losses = evaluator.directions(moves)
     first = []
     retry = []
-    for k, g in enumerate(groups):
-        a, n, r, ab = residual(states[g.leaf], g, disps[k], losses[2 * k], losses[2 * k + 1],
-                               noise)
+    for k in range(len(groups)):
+        a, n, r, ab = residual(sums[k], losses[2 * k], losses[2 * k + 1], noise)
         first.append((a, n, r, ab))
         if not abs(n - a) <= r + ab:
             retry.append(k)
@@ -278,17 +336,15 @@ def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], no
     retry = [k for k in retry if not abs(first[k][1] - first[k][0]) - outcomes[k].error_bar
              > SKIP_FACTOR * groups[k].truncation]
     if retry:
-        moves, disps2 = [], {}
+        moves, sums2 = [], {}
         for k in retry:
-            m, d = group_moves(states[groups[k].leaf], groups[k], 2.0)
+            m, s = group_moves(states[groups[k].leaf], groups[k], 2.0)
             moves += m
-            disps2[k] = d
+            sums2[k] = s
         losses2 = evaluator.directions(moves)
         for j, k in enumerate(retry):
-            g = groups[k]
             a1, n1, r1, ab = first[k]
-            a2, n2, r2, _ = residual(states[g.leaf], g, disps2[k], losses2[2 * j],
-                                     losses2[2 * j + 1], noise)
+            a2, n2, r2, _ = residual(sums2[k], losses2[2 * j], losses2[2 * j + 1], noise)
             rho1, rho2 = n1 - a1, n2 - a2
             rho = (4.0 * rho1 - rho2) / 3.0
             bar = (4.0 * r1 + r2) / 3.0 + ab + RICHARDSON_MARGIN * abs(rho1 - rho2)
@@ -300,6 +356,23 @@ def run_tests(evaluator: Any, states: list[TensorState], groups: list[Group], no
     return outcomes
 
 
+def sample_spans(rng: np.random.Generator, pool: list[Span], k: int) -> np.ndarray:
+    """``k`` distinct flat indices drawn uniformly from the union of disjoint spans, in
+    O(k + number of spans) memory (the union is never materialised): the same draw as
+    ``rng.choice(np.concatenate([arange(a, b) for a, b in sorted(pool)]), k, replace=False)``."""
+    pool = sorted(set(pool))
+    starts = np.array([a for a, _ in pool], dtype=np.int64)
+    lengths = np.array([b - a for a, b in pool], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if ends.size else 0
+    k = min(k, total)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    j = np.asarray(rng.choice(total, size=k, replace=False), dtype=np.int64)
+    which = np.searchsorted(ends, j, side="right")
+    return starts[which] + (j - (ends[which] - lengths[which]))
+
+
 def localise(evaluator: Any, states: list[TensorState], noise: float,
              rng: np.random.Generator, progress: Any = None, leaf_group: int = LEAF_GROUP,
              max_groups: int = MAX_GROUPS, sample: int = SAMPLE) -> None:
@@ -308,8 +381,7 @@ def localise(evaluator: Any, states: list[TensorState], noise: float,
     Fills each state's ``root``, ``located``, ``orphans`` (failing groups whose halves both
     passed: the error is spread or cancels) and ``sampled``.
     """
-    frontier = [Group(i, np.arange(s.x.size, dtype=np.int64)) for i, s in enumerate(states)
-                if s.x.size]
+    frontier = [Group(i, 0, s.size) for i, s in enumerate(states) if s.size]
     while frontier:
         outcomes = run_tests(evaluator, states, frontier, noise)
         failing: dict[int, list[Group]] = {}
@@ -336,19 +408,18 @@ def localise(evaluator: Any, states: list[TensorState], noise: float,
             dense = len(groups) >= DENSE_GROUPS and len(groups) >= DENSE_SHARE * tested[leaf]
             if len(groups) > max_groups or dense:
                 st.sampled = True
-                pool = np.concatenate([g.index for g in groups])
-                k = min(sample, pool.size)
-                st.located.append(np.sort(rng.choice(pool, size=k, replace=False)))
+                drawn = sample_spans(rng, [(g.start, g.stop) for g in groups], sample)
+                st.located.append(np.sort(drawn))
                 continue
             for g in groups:
-                if g.index.size <= leaf_group:
-                    st.located.append(g.index)
+                if g.size <= leaf_group:
+                    st.located.append(np.arange(g.start, g.stop, dtype=np.int64))
                     continue
-                st.failing.append(g.index)
+                st.failing.append((g.start, g.stop))
                 pid = len(st.failing) - 1
-                half = g.index.size // 2
-                for part in (g.index[:half], g.index[half:]):
-                    nxt.append(Group(leaf, part, g.depth + 1, pid, outcome_of[id(g)]))
+                mid = g.start + g.size // 2
+                for a, b in ((g.start, mid), (mid, g.stop)):
+                    nxt.append(Group(leaf, a, b, g.depth + 1, pid, outcome_of[id(g)]))
         if progress is not None and nxt:
             progress.add_total(2 * len(nxt) + 2)
         frontier = nxt
@@ -359,32 +430,40 @@ def entries_to_check(state: TensorState, rng: np.random.Generator, sample: int =
     """Located entries, plus a sample of the orphan groups (errors spread too thin to split)."""
     parts = list(state.located)
     if state.orphans:
-        pool = np.unique(np.concatenate(state.orphans))
-        k = min(sample, pool.size)
-        parts.append(rng.choice(pool, size=k, replace=False))
+        parts.append(sample_spans(rng, state.orphans, sample))
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return np.unique(np.concatenate(parts).astype(np.int64))
 
 
-def make_state(work: np.ndarray, grad: np.ndarray, analytic_ulps: float,
-               rng: np.random.Generator, h: float = 1e-5, tol: float = 1e-5,
-               noise: float = 0.0) -> TensorState:
-    """Per-tensor state: base values, analytic gradient and its rounding bound, direction,
-    and what a step must resolve (``tol`` — at least ``√ε`` of the gradient's dtype — times
-    the RMS analytic gradient)."""
-    x = np.asarray(work).reshape(-1)
+def make_state(leaf: int, work: np.ndarray, grad: np.ndarray, analytic_ulps: float,
+               seed: int, h: float = 1e-5, tol: float = 1e-5, noise: float = 0.0
+               ) -> TensorState:
+    """Per-tensor state: references to the working array and the analytic gradient, the
+    direction (seeded by ``(seed, leaf)``), the RMS gradient (one chunked pass), and what a
+    step must resolve (``tol`` — at least ``√ε`` of the gradient's dtype — times the RMS
+    analytic gradient)."""
     g = np.asarray(grad)
     g_dtype = g.dtype if np.issubdtype(g.dtype, np.inexact) else np.dtype(np.float64)
-    g = (g.real if np.iscomplexobj(g) else g).astype(np.float64).reshape(-1)
-    finite = g[np.isfinite(g)]
-    s_g = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
     eps = float(np.finfo(g_dtype).eps)
-    g_bar = analytic_ulps * eps * (np.abs(g) + s_g)
+    n = int(np.size(work))
+    direction = Direction(int(seed), int(leaf), n)
+    state = TensorState(work=work, grad=g, direction=direction,
+                        stats=DirectionStats(direction), g_eps=eps,
+                        analytic_ulps=analytic_ulps, h=h, noise=noise)
+    total, count = 0.0, 0
+    for lo, hi in spans(0, n):
+        chunk = state.grad_chunk(lo, hi)
+        ok = np.isfinite(chunk)
+        if not ok.all():
+            state.finite = False
+            chunk = chunk[ok]
+        total += float(np.dot(chunk, chunk))
+        count += chunk.size
+    state.s_g = float(np.sqrt(total / count)) if count else 0.0
     tol = max(tol, float(np.sqrt(eps))) if eps > 1e-12 else tol
-    return TensorState(x=x.astype(np.float64, copy=True), dtype=np.dtype(work.dtype), g=g,
-                       g_bar=g_bar, v=random_direction(rng, x.size), h=h, target=tol * s_g,
-                       noise=noise)
+    state.target = tol * state.s_g
+    return state
 
 
 def summarise(name: str, state: TensorState, seed: int, checked: int,
@@ -392,12 +471,13 @@ def summarise(name: str, state: TensorState, seed: int, checked: int,
     """The :class:`DirectionalResult` of one tensor (``checked`` entries were then checked
     elementwise at ``extra_evaluations`` evaluations)."""
     root = state.root
-    n = state.x.size
+    n = state.size
     if root is None:  # empty tensor
         return DirectionalResult(name, n, 0.0, 0.0, 0.0, 0.0, 0.0, True, 0.0, 0.0, seed=seed)
-    t = step_length(state, np.arange(n))
-    s_g = float(np.sqrt(np.mean(state.g**2))) if n and np.all(np.isfinite(state.g)) else 0.0
-    detectable = float(root.error_bar * np.linalg.norm(state.v) / np.min(np.abs(state.v)))
+    t = step_length(state, 0, n)
+    s_g = state.s_g if state.finite else 0.0
+    norm, vmin, _ = state.stats.span(0, n)
+    detectable = float(root.error_bar * norm / vmin)
     note = ""
     if not root.passed:
         if state.sampled:
@@ -408,7 +488,7 @@ def summarise(name: str, state: TensorState, seed: int, checked: int,
                     "explains it); a sample of them was checked elementwise")
         else:
             note = f"localised to {checked} entries"
-    if not np.all(np.isfinite(state.g)):
+    if not state.finite:
         note = (note + "; " if note else "") + "the analytic gradient has NaN/Inf entries"
     return DirectionalResult(
         name, n, root.analytic, root.numeric, root.abs_error, root.error_bar, t, root.passed,
@@ -427,12 +507,13 @@ def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
     Parameters
     ----------
     evaluator : any evaluator with ``directions`` (serial, batched, executor).
-    names, work, grads : tensor names, working arrays (perturbed), analytic gradients.
+    names, work, grads : tensor names, working arrays (perturbed), analytic gradients (read,
+        never copied).
     noise : rounding noise of one loss evaluation (absolute).
     h : largest move of one entry (the elementwise step).
     tol : the check's tolerance: the step is chosen to resolve an error of ``tol`` × the
         tensor's RMS gradient on a single element (see :func:`step_length`).
-    seed : seed of the random directions (the check's ``sample_seed``).
+    seed : seed of the random directions and of the samples (the check's ``sample_seed``).
     analytic_ulps : rounding of the analytic gradient in ulps of its dtype.
     elementwise : ``elementwise(leaf, flat_index) -> TensorReport``, the elementwise check of
         the located entries (also called with an empty index for a passing tensor).
@@ -442,7 +523,8 @@ def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
     One ``(TensorReport, DirectionalResult)`` per tensor.
     """
     rng = np.random.default_rng(seed)
-    states = [make_state(w, g, analytic_ulps, rng, h, tol, noise) for w, g in zip(work, grads)]
+    states = [make_state(i, w, g, analytic_ulps, seed, h, tol, noise)
+              for i, (w, g) in enumerate(zip(work, grads))]
     localise(evaluator, states, noise, rng, progress, max_groups=max_groups, sample=sample)
     out = []
     for i, st in enumerate(states):

@@ -1,16 +1,18 @@
 """Take in the analytic gradient: call ``forward_backward`` once and validate what it returned
-against the parameter tree (structure, shapes, dtypes, real vs complex)."""
+against the parameter tree (structure, shapes, dtypes, real vs complex), and keep it safe from
+a forward that writes into a buffer it shares (copies while small, fingerprints when large)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate.base import loss_value
+from gradcheck.params import snapshot as snap
 from gradcheck.params import tree as trees
 
 
@@ -20,6 +22,8 @@ class Analytic:
 
     loss: float | None
     grads: list[np.ndarray]
+    #: fingerprints of the gradients kept without a copy (large ones), by leaf position
+    prints: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
@@ -47,8 +51,7 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
             raise InputError(f"The gradient of '{leaf.name}' is {kind}, not an array; return a "
                              "float array shaped like the parameter (zeros if it does not "
                              "affect the loss).")
-        # a copy: the forward may later overwrite a buffer the gradient shares
-        g = np.array(g, copy=True)
+        g = np.asarray(g)
         if g.shape != leaf.shape:
             raise InputError(f"The gradient of '{leaf.name}' has shape {g.shape} but the "
                              f"parameter has shape {leaf.shape}; return a gradient shaped like "
@@ -63,7 +66,39 @@ def analytic_gradients(forward_backward: Callable[[Any], Any], params: Any,
                              "complex value usually means a complex intermediate leaked into "
                              "the backward pass.")
         arrays.append(g)
-    return Analytic(loss, arrays)
+    return keep_gradients(Analytic(loss, arrays), leaves)
+
+
+def keep_gradients(analytic: Analytic, leaves: list[trees.Leaf],
+                   copy_limit: int = snap.COPY_LIMIT) -> Analytic:
+    """Protect the gradients from a forward that overwrites a buffer they share.
+
+    Small gradients (all together at most ``copy_limit`` bytes) are copied. Large ones are
+    kept as they are — a copy would double the memory of a big check — and fingerprinted
+    (:func:`gradients_changed` compares at the end), except those that may share memory with a
+    parameter (the check moves those), which are copied.
+    """
+    grads = analytic.grads
+    if sum(g.nbytes for g in grads) <= copy_limit:
+        return Analytic(analytic.loss, [np.array(g, copy=True) for g in grads])
+    kept, prints = [], {}
+    for i, g in enumerate(grads):
+        if any(np.may_share_memory(g, leaf.array) for leaf in leaves):
+            kept.append(np.array(g, copy=True))
+        else:
+            kept.append(g)
+            prints[i] = snap.fingerprint(g)
+    return Analytic(analytic.loss, kept, prints)
+
+
+def gradients_changed(analytic: Analytic, leaves: list[trees.Leaf]) -> None:
+    """Raise if a gradient kept without a copy was overwritten during the check."""
+    bad = [leaves[i].name for i, p in analytic.prints.items()
+           if snap.fingerprint(analytic.grads[i]) != p]
+    if bad:
+        raise InputError(f"the gradient(s) of {', '.join(repr(n) for n in bad)} returned by "
+                         "forward_backward changed during the check: they share a buffer the "
+                         "forward writes into; return copies (e.g. grad.copy()).")
 
 
 def _is_number(x: Any) -> bool:

@@ -55,10 +55,23 @@ def select(shape: tuple[int, ...], sample: Any, rng: np.random.Generator,
     if k >= size:
         return np.arange(size, dtype=np.int64)
     corners = corner_indices(shape)
-    rest = np.setdiff1d(np.arange(size, dtype=np.int64), corners, assume_unique=True)
-    extra = max(0, k - corners.size)
-    drawn = rng.choice(rest, size=min(extra, rest.size), replace=False) if extra else rest[:0]
-    return np.sort(np.concatenate([corners, drawn]).astype(np.int64))
+    n_rest = size - corners.size
+    extra = min(max(0, k - corners.size), n_rest)
+    picks = rng.choice(n_rest, size=extra, replace=False) if extra else np.zeros(0, np.int64)
+    return np.sort(np.concatenate([corners, skip_corners(picks, corners)]).astype(np.int64))
+
+
+def skip_corners(j: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The ``j``-th entries of ``range(size)`` without the sorted ``corners``, computed in
+    O(len(j) · log len(corners)) instead of building that range: with ``d_i = c_i − i``
+    (non-decreasing), the ``j``-th remaining index is ``j + #{i : d_i ≤ j}``.
+
+    ``rng.choice(n, k)`` followed by this map draws exactly what ``rng.choice(rest, k)`` does
+    on the materialised ``rest`` (numpy draws positions, then indexes), in O(k) memory for
+    ``k`` well below ``n`` (numpy then uses a set-based draw instead of a permutation)."""
+    j = np.asarray(j, dtype=np.int64)
+    d = corners - np.arange(corners.size, dtype=np.int64)
+    return j + np.searchsorted(d, j, side="right")
 
 
 def _select_named(shape: tuple[int, ...], sample: dict[str, Any], rng: np.random.Generator,

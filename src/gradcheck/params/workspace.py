@@ -3,8 +3,9 @@
 The workspace is the user's own arrays when possible (perturbed in place, one entry at a time,
 restored exactly) and float64 copies of low-precision leaves when promoting — one copy per
 tensor per check, never per entry. :class:`ParamsGuard` snapshots the user's arrays before a
-check and, whatever happens (an exception, Ctrl-C), writes them back bit for bit afterwards,
-naming any the forward changed.
+check (:mod:`gradcheck.params.snapshot`: copies while they are small, chunk fingerprints when
+they are large) and, whatever happens (an exception, Ctrl-C), writes them back bit for bit
+afterwards when it holds copies, naming any the forward changed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from gradcheck.errors import InputError
 from gradcheck.evaluate.base import loss_dtype
+from gradcheck.params import snapshot as snap
 from gradcheck.params import tree as trees
 
 
@@ -28,6 +30,9 @@ class Workspace:
     tree: Any
     arrays: list[np.ndarray]
     promoted: bool = False
+    #: the user's arrays, when ``arrays`` are exact promoted copies of them (an evaluator then
+    #: restores moved entries from them instead of keeping copies of its own)
+    originals: list[np.ndarray] | None = None
 
     def leaves(self, leaves: list[trees.Leaf]) -> list[trees.Leaf]:
         """The user's leaves re-pointed at the workspace's arrays."""
@@ -42,7 +47,8 @@ def user_workspace(params: Any, leaves: list[trees.Leaf]) -> Workspace:
 def promoted_workspace(params: Any, leaves: list[trees.Leaf], dtype: Any) -> Workspace:
     """Copies of every leaf in ``result_type(leaf dtype, dtype)`` (float64, complex128)."""
     arrays = [leaf.array.astype(np.result_type(leaf.array.dtype, dtype)) for leaf in leaves]
-    return Workspace(trees.replace_leaves(params, arrays), arrays, promoted=True)
+    return Workspace(trees.replace_leaves(params, arrays), arrays, promoted=True,
+                     originals=[leaf.array for leaf in leaves])
 
 
 def workspace_changed(work: Workspace, leaves: list[trees.Leaf]) -> list[str]:
@@ -51,7 +57,7 @@ def workspace_changed(work: Workspace, leaves: list[trees.Leaf]) -> list[str]:
     if not work.promoted:
         return []
     return [leaf.name for leaf, a in zip(leaves, work.arrays)
-            if a.tobytes() != leaf.array.astype(a.dtype).tobytes()]
+            if not snap.equal_promoted(a, leaf.array)]
 
 
 def choose_workspace(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],
@@ -90,48 +96,46 @@ class ParamsGuard:
     """Snapshot the user's arrays on entry; on exit restore them bit for bit and, when the
     check itself did not raise, refuse a forward that modified them.
 
-    ``moved()`` names the leaves whose values differ from the snapshot (NaN-safe, bit exact;
-    for extended precision the value bits only). Given ``params``, a container the forward
-    edited before raising (an entry popped, replaced or added) is put back on exit.
+    ``moved()`` names the leaves whose values differ from the snapshot (NaN-safe, bit exact,
+    compared chunk by chunk; for extended precision the value bits only). Params of at most
+    ``copy_limit`` bytes are copied, so any write is undone; larger ones are fingerprinted —
+    a write is detected and named, the entries the check moved are restored exactly by the
+    evaluators, but the forward's own writes cannot be undone without a copy, and the message
+    says so. Given ``params``, a container the forward edited before raising (an entry
+    popped, replaced or added) is put back on exit.
     """
 
-    def __init__(self, leaves: list[trees.Leaf], params: Any = None) -> None:
+    def __init__(self, leaves: list[trees.Leaf], params: Any = None,
+                 copy_limit: int = snap.COPY_LIMIT) -> None:
         self.leaves = leaves
         self.params = params
-        self.snapshot: list[np.ndarray] = []
+        self.copy_limit = copy_limit
+        self.snapshot: snap.Snapshot | None = None
 
     def __enter__(self) -> ParamsGuard:
-        self.snapshot = [leaf.array.copy() for leaf in self.leaves]
+        self.snapshot = snap.take(self._arrays(), self.copy_limit)
         return self
 
-    def moved(self) -> list[str]:
-        return [leaf.name for leaf, snap in zip(self.leaves, self.snapshot)
-                if not same_values(leaf.array, snap)]
+    def _arrays(self) -> list[np.ndarray]:
+        return [leaf.array for leaf in self.leaves]
 
-    def restore(self) -> None:
-        for leaf, snap in zip(self.leaves, self.snapshot):
-            if leaf.array.tobytes() != snap.tobytes():
-                leaf.array[...] = snap
+    def moved(self) -> list[str]:
+        assert self.snapshot is not None
+        return [self.leaves[i].name for i in snap.changed(self._arrays(), self.snapshot)]
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if kind is not None and self.params is not None and \
                 trees.structure_changed(self.params, self.leaves):
             trees.put_back(self.params, self.leaves)  # edited the container, then raised
-        moved = self.moved()
-        self.restore()
+        assert self.snapshot is not None
+        arrays = self._arrays()
+        which = snap.changed(arrays, self.snapshot)
+        moved = [self.leaves[i].name for i in which]
+        exact = snap.restore(arrays, self.snapshot, which)
         if moved and kind is None:
+            undone = ("They have been restored." if exact else
+                      "They are too large to keep a copy of, so the forward's own writes "
+                      "could not be undone (the entries the check moved were restored).")
             raise InputError(f"the forward modified the parameter(s) {', '.join(moved)} in "
-                             "place during the check; it must not change params. They have "
-                             "been restored.")
-
-
-def same_values(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bit-identical arrays — for extended precision (``np.longdouble``: 80 value bits in 12
-    or 16 bytes) the value bits only, since a copy need not keep the padding bytes."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if a.dtype.kind in "fc" and np.finfo(a.dtype).nmant == 63:
-        return bool(np.array_equal(a, b, equal_nan=True)) and bool(
-            np.array_equal(np.signbit(a.real), np.signbit(b.real)))
-    return a.tobytes() == b.tobytes()
+                             f"place during the check; it must not change params. {undone}")
