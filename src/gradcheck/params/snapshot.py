@@ -29,7 +29,7 @@ import numpy as np
 #: Params up to this many bytes (all arrays together) are copied rather than fingerprinted.
 COPY_LIMIT = 16 * 2**20
 #: Bytes per fingerprinted chunk.
-FINGERPRINT_BYTES = 2**20
+FINGERPRINT_BYTES = 2**18
 
 
 def flat_chunks(a: np.ndarray, nbytes: int = FINGERPRINT_BYTES) -> Iterator[np.ndarray]:

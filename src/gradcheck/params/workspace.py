@@ -133,6 +133,11 @@ class ParamsGuard:
         which = snap.changed(arrays, self.snapshot)
         moved = [self.leaves[i].name for i in which]
         exact = snap.restore(arrays, self.snapshot, which)
+        if moved and not exact and hasattr(exc, "add_note"):  # Python ≥ 3.11
+            exc.add_note(f"gradcheck: the parameter(s) {', '.join(moved)} were modified in "
+                         "place and are too large to keep a copy of, so the forward's own "
+                         "writes could not be undone (the entries the check moved were "
+                         "restored).")
         if moved and kind is None:
             undone = ("They have been restored." if exact else
                       "They are too large to keep a copy of, so the forward's own writes "
