@@ -191,7 +191,8 @@ def project_full(rows: list[dict]) -> list[dict]:
     return out
 
 
-def sweep(sizes: list[int], modes: list[str], dtypes: list[str], timeout: float) -> list[dict]:
+def sweep(sizes: list[int], modes: list[str], dtypes: list[str], timeout: float,
+          limit: float = float("inf")) -> list[dict]:
     rows: list[dict] = []
     for dtype in dtypes:
         multiple: dict[str, float] = {}
@@ -201,10 +202,11 @@ def sweep(sizes: list[int], modes: list[str], dtypes: list[str], timeout: float)
                     continue
                 itemsize = np.dtype(dtype).itemsize
                 need = 3 * n * itemsize + multiple.get(mode, 2.0) * n * itemsize * 1.1
-                if multiple.get(mode) is not None and need > 0.9 * available_bytes():
+                if need > limit or (multiple.get(mode) is not None
+                                    and need > 0.9 * available_bytes()):
                     row = {"mode": mode, "dtype": dtype, "n": n,
                            "error": f"skipped: would need {need / 2**30:.1f} GiB "
-                                    f"({multiple[mode]:.1f}× params extra)"}
+                                    f"({multiple.get(mode, 2.0):.1f}× params extra)"}
                 else:
                     row = run_child(mode, dtype, n, timeout)
                 if "error" not in row:
@@ -298,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before", help="label of an earlier run to compare with")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per check")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    parser.add_argument("--limit-gb", type=float, default=float("inf"),
+                        help="skip rows that would need more memory than this (GB)")
     args = parser.parse_args(argv)
     if args.child:
         mode, dtype, n = args.child
@@ -305,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes = [int(s) for s in args.sizes] if args.sizes else list(DEFAULT_SIZES) + (
         list(BIG_SIZES) if args.big else [])
-    rows = sweep(sizes, args.modes, args.dtypes, args.timeout)
+    rows = sweep(sizes, args.modes, args.dtypes, args.timeout, args.limit_gb * 1e9)
     out = HERE / f"scale-{args.label}.json"
     out.write_text(json.dumps(rows, indent=1))
     before = None
