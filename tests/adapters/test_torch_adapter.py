@@ -175,3 +175,33 @@ def test_complex_step_through_a_function_and_a_module() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh()).double()
     x = torch.linspace(0, 1, 6, dtype=torch.float64).reshape(2, 3)
     assert check_module(model, x, method="complex").status == "pass"
+
+
+def test_module_parameters_are_checked_in_place_without_copies() -> None:
+    """A float64 module above the copy limit: no numpy copy of its parameters (numpy's
+    allocations are what tracemalloc sees; the check's own buffer is one parameter's size)."""
+    import tracemalloc
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2000, 1500, bias=True).double()   # 3e6 parameters, 24 MB
+    x = torch.randn(3, 2000, dtype=torch.float64)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    weight_bytes = model.weight.numel() * 8
+    tracemalloc.start()
+    try:
+        report = check_module(model, x, mode="directional", progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.status == "pass"
+    assert peak <= 1.2 * weight_bytes
+    for n, p in model.named_parameters():
+        assert torch.equal(p.detach(), before[n])
+
+
+def test_the_same_tensor_twice_is_two_parameters() -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    report = check_function(lambda a, b: (a * b.sin()).sum(), x, x)
+    assert report.status == "pass"

@@ -2,8 +2,10 @@ r"""PyTorch adapter: check a module, a function or a custom ``torch.autograd.Fun
 
 The analytic side is PyTorch's own backward (``torch.autograd.grad``), run once in the
 tensors' own dtype. The numeric side is gradcheck's: the tensors become numpy arrays that
-:func:`gradcheck.check` perturbs in place, and every evaluation runs the forward under
-``torch.no_grad()`` on tensors that share those arrays' memory. Float32 tensors are handled
+:func:`gradcheck.check` perturbs in place — for CPU tensors their own memory, not a copy, so a
+model of 10⁸ parameters is never duplicated (every moved entry is restored bit for bit) —
+and every evaluation runs the forward under ``torch.no_grad()`` on tensors that share those
+arrays' memory. Float32 tensors are handled
 as in the core: the numerics run in float64 (the module's parameters, buffers and inputs
 are promoted for those evaluations) and the tolerance follows the analytic gradient's dtype.
 
@@ -157,18 +159,44 @@ def _cast_like(x: Any, values: dict[str, Any]) -> Any:
     return x.to(dtype) if promoted or dtype == torch.complex128 else x
 
 
+def _as_array(t: Any) -> np.ndarray:
+    """The tensor's values as a numpy array: its own memory for a CPU tensor (no copy — a
+    model of 10⁸ parameters is never duplicated; the check perturbs entries in place and
+    restores them bit for bit, as for numpy params), a copy for any other device."""
+    data = t.detach()
+    if data.device.type == "cpu" and not (data.is_conj() or data.is_neg()):
+        arr = data.numpy()
+        if arr.flags.writeable:
+            return arr
+    return data.cpu().resolve_conj().resolve_neg().numpy().copy()
+
+
+def _shareable(a: Any) -> np.ndarray:
+    """``a`` itself when a tensor can share its memory (a writable array with non-negative
+    strides: every evaluation then reads the working arrays without copying them), else a
+    copy."""
+    if isinstance(a, np.ndarray) and a.flags.writeable and all(st >= 0 for st in a.strides):
+        return a
+    return np.array(a, copy=True)
+
+
 def _check(torch: Any, call: Callable[[dict[str, Any]], Any], tensors: dict[str, Any],
            loss_fn: Callable[[Any], Any] | None, dout_seed: int | None,
            options: dict[str, Any], order: int = 1, modes: Sequence[str] = ("rev",),
            output_names: Sequence[str] | None = None) -> Report:
     """Run the checks ``order`` and ``modes`` ask for and combine their reports."""
     modes = validate_modes(order, modes)
-    arrays = {n: t.detach().cpu().numpy().copy() for n, t in tensors.items()}
+    arrays: dict[str, np.ndarray] = {}
+    for n, t in tensors.items():
+        a = _as_array(t)
+        if any(np.may_share_memory(a, b) for b in arrays.values()):
+            a = a.copy()   # the same tensor passed twice: two parameters, two arrays
+        arrays[n] = a
     devices = {n: t.device for n, t in tensors.items()}
     dout: list[np.ndarray] | None = None
 
     def to_torch(p: dict[str, Any], grad: bool = False) -> dict[str, Any]:
-        out = {n: torch.from_numpy(np.array(a, copy=True)).to(devices[n]) for n, a in p.items()}
+        out = {n: torch.from_numpy(_shareable(a)).to(devices[n]) for n, a in p.items()}
         return {n: t.requires_grad_(True) for n, t in out.items()} if grad else out
 
     def scalar(out: Any) -> Any:
