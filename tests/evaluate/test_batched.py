@@ -106,3 +106,48 @@ def test_bad_batch_options() -> None:
         gc.check(forward, gradient, params(), batched_forward=batched, batch_size=0)
     with pytest.raises(InputError, match="not callable"):
         gc.check(forward, gradient, params(), batched_forward=3)
+
+
+def test_automatic_batch_size_is_timed_and_kept_per_leaf() -> None:
+    from gradcheck.evaluate import batched as mod
+
+    rng = np.random.default_rng(5)
+    p = {"W": rng.normal(size=(40, 30)), "b": rng.normal(size=3)}
+    arrays = [p["W"], p["b"]]
+
+    def stacked(q):
+        return np.sum(q["W"] ** 2, axis=(1, 2)) + np.sum(q["b"], axis=1)
+
+    fast = BatchedEvaluator(stacked, p, arrays, ["W", "b"])
+    serial = SerialEvaluator(lambda q: float(np.sum(q["W"] ** 2) + np.sum(q["b"])), p, arrays,
+                             ["W", "b"])
+    idx = np.arange(1200)
+    values = p["W"].reshape(-1)[idx, None] + np.array([[1e-3, -1e-3]])
+    np.testing.assert_allclose(fast.entries(0, idx, values), serial.entries(0, idx, values),
+                               rtol=1e-13)
+    assert fast.tuned[0] in mod.CANDIDATES        # 2400 rows: enough to time every size
+    assert 1 not in fast.tuned                    # b was never moved
+    few = np.arange(3)
+    fast.entries(1, few, p["b"][few, None] + np.array([[1e-3, -1e-3]]))
+    assert 1 not in fast.tuned                    # 6 rows: too few to time anything
+    assert np.array_equal(p["W"], np.random.default_rng(5).normal(size=(40, 30)))
+
+
+def test_stacked_rnn_products_equal_numpys() -> None:
+    """The RNN demo's x @ Mᵀ for a stack of matrices that differ in a few entries (one BLAS
+    product with the first plus corrections) equals numpy's stacked matmul."""
+    from gradcheck.examples.rnn import _times_transposed
+
+    rng = np.random.default_rng(1)
+    M = np.repeat(rng.normal(size=(7, 5))[None], 6, axis=0)
+    M[2, 3, 4] += 1e-5
+    M[0, 1, 1] -= 2e-5                      # the first matrix is moved too
+    x = rng.normal(size=(6, 4, 5))
+    expected = x @ np.swapaxes(M, -1, -2)
+    np.testing.assert_allclose(_times_transposed(M)(x), expected, rtol=1e-13, atol=1e-15)
+    shared = np.broadcast_to(M[3], M.shape)
+    np.testing.assert_allclose(_times_transposed(shared)(x),
+                               x @ np.swapaxes(shared, -1, -2), rtol=1e-13)
+    dense = rng.normal(size=(6, 7, 5))      # matrices with nothing in common
+    np.testing.assert_allclose(_times_transposed(dense)(x), x @ np.swapaxes(dense, -1, -2),
+                               rtol=1e-13)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,10 @@ from gradcheck.params.tree import replace_leaves
 CACHE_BYTES = 2**20
 #: Rows per batched call, at least and at most, when the batch size is automatic.
 MIN_ROWS, MAX_ROWS = 8, 256
+#: Batch sizes timed, two calls each (the faster counts), on a leaf with at least TUNE_FACTOR
+#: times the rows of those calls to compute (they compute real rows: little work is lost).
+CANDIDATES = (4, 8, 16, 32, 64, 128)
+TUNE_FACTOR = 4
 
 
 class BatchedEvaluator:
@@ -35,9 +40,12 @@ class BatchedEvaluator:
     ----------
     batched_forward : the vectorised forward.
     tree, arrays, names, reset, complex_mode : as for :class:`SerialEvaluator`.
-    batch_size : rows per call. Default: automatic — as many copies of the moved leaf as fit
-        in ``cache`` bytes (a stack that stays in cache while the forward reads it), at least
-        ``MIN_ROWS`` and at most ``MAX_ROWS``, and never more than ``memory`` bytes.
+    batch_size : rows per call. Default: automatic. A leaf with many rows to compute times one
+        call at each of the ``CANDIDATES`` sizes and keeps the fastest per row (the best size
+        depends on what of the forward's working set stays in cache, which only a
+        measurement tells); until then, and for leaves with few rows, as many copies of the
+        moved leaf as fit in ``cache`` bytes, at least ``MIN_ROWS`` and at most
+        ``MAX_ROWS``; never more than ``memory`` bytes.
     memory : bytes allowed for one stacked copy of the moved leaf (default 64 MiB).
     cache : bytes of the stack aimed at by the automatic batch size (default 1 MiB).
     """
@@ -64,29 +72,47 @@ class BatchedEvaluator:
         self.loss_dtype: np.dtype | None = None
         self.progress: Any = None
         self._stacks: dict[int, np.ndarray] = {}  # leaf -> (K, *shape), kept at the base point
+        self.tuned: dict[int, int] = {}  # leaf -> the batch size its timed calls chose
 
     def close(self) -> None:
         """Release the stacks."""
         self._stacks.clear()
 
     def rows_per_call(self, leaf: int) -> int:
-        """``K``: the configured batch size, else ``cache // leaf bytes`` clipped to
-        [``MIN_ROWS``, ``MAX_ROWS``] and to ``memory // leaf bytes`` (at least 1)."""
+        """``K``: the configured batch size, else the size the leaf's timed calls chose,
+        else ``cache // leaf bytes`` clipped to [``MIN_ROWS``, ``MAX_ROWS``]; at most
+        ``memory // leaf bytes`` (at least 1)."""
         if self.batch_size is not None:
             return max(1, int(self.batch_size))
         nbytes = max(1, self.arrays[leaf].nbytes)
-        k = min(MAX_ROWS, max(MIN_ROWS, self.cache // nbytes))
+        k = self.tuned.get(leaf) or min(MAX_ROWS, max(MIN_ROWS, self.cache // nbytes))
         return int(max(1, min(k, self.memory // nbytes)))
 
+    def _capacity(self, leaf: int) -> int:
+        """Rows of the leaf's stack: the largest batch size it may be called with."""
+        if self.batch_size is not None:
+            return max(1, int(self.batch_size))
+        nbytes = max(1, self.arrays[leaf].nbytes)
+        most = max(MAX_ROWS, *CANDIDATES)
+        return int(max(1, min(most, self.memory // nbytes)))
+
     def _stack(self, leaf: int) -> np.ndarray:
-        """The leaf's stack of ``rows_per_call`` base copies (allocated once)."""
+        """The leaf's stack of base copies (allocated once, kept at the base point)."""
         buf = self._stacks.get(leaf)
         if buf is None:
             arr = self.arrays[leaf]
-            buf = np.empty((self.rows_per_call(leaf),) + arr.shape, dtype=arr.dtype)
+            buf = np.empty((self._capacity(leaf),) + arr.shape, dtype=arr.dtype)
             buf[...] = arr
             self._stacks[leaf] = buf
         return buf
+
+    def _sizes(self, leaf: int, total: int) -> list[int]:
+        """Batch sizes to time on this leaf before settling (empty when configured, already
+        tuned, or with too few rows for the timing to pay)."""
+        if self.batch_size is not None or leaf in self.tuned:
+            return []
+        sizes = [k for k in CANDIDATES if k <= self._capacity(leaf)] * 2
+        return sizes if total >= TUNE_FACTOR * sum(sizes) else []
 
     def _evaluate(self, leaf: int, stack: np.ndarray, what: str) -> np.ndarray:
         """Losses of the rows of ``stack`` (leaf ``leaf`` replaced, others broadcast)."""
@@ -121,21 +147,33 @@ class BatchedEvaluator:
         vals = values.reshape(-1)
         total = cols.size
         buf = self._stack(leaf)
-        k = buf.shape[0]
-        flat = buf.reshape(k, -1)
+        flat = buf.reshape(buf.shape[0], -1)
         out = np.empty(total, dtype=np.complex128 if self.complex_mode else np.float64)
-        for start in range(0, total, k):
+        trials = self._sizes(leaf, total)
+        per_row: dict[int, float] = {}
+        timed = 0
+        start = 0
+        while start < total:
+            k = trials[timed] if timed < len(trials) else self.rows_per_call(leaf)
             stop = min(start + k, total)
             m = stop - start
             rows = np.arange(m)
             c = cols[start:stop]
             flat[rows, c] = vals[start:stop]
+            t0 = time.process_time()
             try:
                 out[start:stop] = self._evaluate(
                     leaf, buf[:m], f"on a stack of {m} points moving entries of "
                     f"'{self.names[leaf]}'")
             finally:
                 flat[rows, c] = get_flat(arr, c)
+            if timed < len(trials):  # CPU time: robust to other jobs on the machine
+                cost = (time.process_time() - t0) / m
+                per_row[k] = min(cost, per_row.get(k, np.inf))
+                timed += 1
+                if timed == len(trials):
+                    self.tuned[leaf] = min(per_row, key=per_row.__getitem__)
+            start = stop
         return out.reshape(n, p)
 
     def directions(self, moves: Sequence[Move]) -> np.ndarray:
@@ -146,8 +184,9 @@ class BatchedEvaluator:
         while j < len(moves):
             leaf = moves[j].leaf
             buf = self._stack(leaf)
+            k = self.rows_per_call(leaf)
             stop = j
-            while stop < len(moves) and moves[stop].leaf == leaf and stop - j < buf.shape[0]:
+            while stop < len(moves) and moves[stop].leaf == leaf and stop - j < k:
                 stop += 1
             arr = self.arrays[leaf]
             flat = buf.reshape(buf.shape[0], -1)

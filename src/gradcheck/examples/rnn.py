@@ -229,20 +229,61 @@ def _hidden_states(
     # (T*B, V) @ (V, K*H) -> (T, B, ..., H), plus b, then moved to (..., T, B, H).
     u_flat = np.moveaxis(U, -1, 0).reshape(n_vocab, -1)
     xu = (xs.reshape(T * B, n_vocab) @ u_flat).reshape((T, B) + lead + (hidden,)) + b
-    xu = np.moveaxis(xu, (0, 1), (-3, -2))
-    Wt = _mT(W)
+    # (T, ..., B, H), contiguous: each step reads one contiguous slab
+    xu = np.ascontiguousarray(np.moveaxis(xu, 1, -2))
+    times_wt = _times_transposed(W)
+    hs = np.empty(lead + (T, B, hidden), dtype=np.result_type(xu, W, h0))
     h = h0
-    hs = []
     for t in range(T):
-        h = np.tanh(xu[..., t, :, :] + h @ Wt)
-        hs.append(h)
-    return np.stack(hs, axis=-3)
+        a = times_wt(h)
+        a += xu[t]
+        h = np.tanh(a)
+        hs[..., t, :, :] = h
+    return hs
+
+
+def _times_transposed(M: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    r"""``x ↦ x @ Mᵀ`` for ``M`` of shape ``(P, Q)`` or a stack ``(K, P, Q)``, prepared once
+    per forward call and applied at every time step.
+
+    A stack that is one matrix broadcast (what a batched check passes for the leaves it does
+    not move) is multiplied once for all rows. A stack whose matrices differ from the first
+    in a few entries — the rows of an elementwise or a small directional check — is
+    multiplied as :math:`x_k M_0^	op + x_k (M_k - M_0)^	op`: one large BLAS product with the
+    shared :math:`M_0` (which stays in cache) plus the few differing entries; the difference
+    is exact (Sterbenz), so only the rounding of the sum changes. Any other stack uses
+    numpy's stacked matmul.
+    """
+    if M.ndim != 3:
+        Mt = _mT(M)
+        return lambda x: x @ Mt
+    K, P, Q = M.shape
+    first = M[0]
+    if M.strides[0] == 0:
+        return lambda x: _flat_times(np.broadcast_to(x, (K,) + x.shape[-2:]), first)
+    k, i, j = np.nonzero(M != first)
+    if k.size > 4 * K:
+        Mt = _mT(M)
+        return lambda x: x @ Mt
+    d = M[k, i, j] - first[i, j]
+
+    def times(x: np.ndarray) -> np.ndarray:
+        xb = np.broadcast_to(x, (K,) + x.shape[-2:])
+        out = _flat_times(xb, first)
+        np.add.at(_mT(out), (k, i), xb[k, :, j] * d[:, None])
+        return out
+    return times
+
+
+def _flat_times(x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``x @ Mᵀ`` for a stack ``x`` of shape ``(K, R, Q)`` as one ``(K·R, Q) @ (Q, P)``."""
+    return (x.reshape(-1, x.shape[-1]) @ _mT(M)).reshape(x.shape[:-1] + (M.shape[0],))
 
 
 def _logits(hs: np.ndarray, V: np.ndarray, c: np.ndarray) -> np.ndarray:
     r""":math:`o_t = h_t V^\top + c` for all steps: ``(..., T, B, H)`` -> ``(..., T, B, V)``."""
     *lead, T, B, hidden = hs.shape
-    o = hs.reshape(*lead, T * B, hidden) @ _mT(V) + c[..., None, :]
+    o = _times_transposed(V)(hs.reshape(*lead, T * B, hidden)) + c[..., None, :]
     return o.reshape(*lead, T, B, V.shape[-2])
 
 
