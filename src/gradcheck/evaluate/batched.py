@@ -15,13 +15,13 @@ from gradcheck.params.tree import replace_leaves
 
 #: Default bytes of the stacked leaf per batched call: what stays in a core's L2 cache, so
 #: the rows built for one call are still in cache when the forward reads them.
-CACHE_BYTES = 2**20
-#: Rows per batched call, at least and at most, when the batch size is automatic.
-MIN_ROWS, MAX_ROWS = 8, 256
+CACHE_BYTES = 256 * 2**10
+#: Rows per batched call, at least and at most, before (or without) timing.
+MIN_ROWS, MAX_ROWS = 8, 32
 #: Batch sizes timed, two calls each (the faster counts), on a leaf with at least TUNE_FACTOR
 #: times the rows of those calls to compute (they compute real rows: little work is lost).
 CANDIDATES = (4, 8, 16, 32, 64, 128)
-TUNE_FACTOR = 4
+TUNE_FACTOR = 2
 
 
 class BatchedEvaluator:
@@ -47,7 +47,7 @@ class BatchedEvaluator:
         moved leaf as fit in ``cache`` bytes, at least ``MIN_ROWS`` and at most
         ``MAX_ROWS``; never more than ``memory`` bytes.
     memory : bytes allowed for one stacked copy of the moved leaf (default 64 MiB).
-    cache : bytes of the stack aimed at by the automatic batch size (default 1 MiB).
+    cache : bytes of the stack aimed at by the untimed batch size (default 256 KiB).
     """
 
     def __init__(self, batched_forward: Callable[[Any], Any], tree: Any,
