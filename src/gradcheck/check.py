@@ -67,7 +67,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     forward_backward : ``forward_backward(params) -> grads`` or ``(loss, grads)``; ``grads``
         shaped like ``params``.
     params : a numpy array or a dict / list / tuple of them (nested). Perturbed in place and
-        restored exactly; bit-identical afterwards, also when the forward raises.
+        restored exactly; bit-identical afterwards, also when the forward raises. Up to
+        16 MiB of params are copied first, so even a forward's own writes are undone; larger
+        params are fingerprinted instead (:mod:`gradcheck.params.snapshot`): such writes are
+        detected and named, but cannot be undone.
     method : ``"central"`` (default, error O(h²)), ``"forward"``, ``"backward"`` (O(h)) or
         ``"complex"`` (``Im f(θ+ih)/h``, machine precision; needs a complex-analytic forward,
         probed first and refused with a reason when it is not), ``"central4"`` (five-point,
