@@ -33,6 +33,10 @@ from gradcheck.report.results import TensorReport
 PER_TENSOR_CONTEXT = ("repeated_rows", "terms")
 #: Context keys that apply to every tensor, sampled ones included.
 SCALAR_CONTEXT = ("batch_size", "seq_len")
+#: Largest tensor (entries) whose directional localisation is diagnosed on full grids (four
+#: float64 copies and the patterns' temporaries, ~15× the tensor); larger ones are diagnosed
+#: on their located entries, so a failing check of a big model stays within its memory.
+GRID_LIMIT = 2**20
 
 
 def entry_arrays(t: TensorReport, grad: np.ndarray | None = None
@@ -43,7 +47,8 @@ def entry_arrays(t: TensorReport, grad: np.ndarray | None = None
     keep = t.status != SKIPPED
     full = bool(keep.all()) and t.flat_index.size == t.size
     localised = (not full and grad is not None and t.directional is not None
-                 and not t.directional.sampled and np.size(grad) == t.size)
+                 and not t.directional.sampled and np.size(grad) == t.size
+                 and t.size <= GRID_LIMIT)
     out = {}
     for key, values in (("a", t.analytic), ("n", t.numeric), ("noise", t.error_bar),
                         ("failed", t.status == FAIL)):

@@ -131,13 +131,11 @@ def changed(arrays: Sequence[np.ndarray], snap: Snapshot) -> list[int]:
 
 
 def restore(arrays: Sequence[np.ndarray], snap: Snapshot, which: Sequence[int]) -> bool:
-    """Write the copies back into the arrays listed in ``which``; False when one of them is
-    only fingerprinted (it cannot be written back)."""
-    exact = True
-    for i in which:
-        copy = snap.copies[i]
-        if copy is None:
-            exact = False
-        else:
+    """Write the copies back into the arrays listed in ``which`` — and into any copied array
+    whose raw bytes differ (an element assignment need not keep an extended-precision
+    value's padding bytes; the user's bytes come back too). False when an array in ``which``
+    is only fingerprinted (it cannot be written back)."""
+    for i, copy in enumerate(snap.copies):
+        if copy is not None and (i in which or not equal_bits(arrays[i], copy)):
             arrays[i][...] = copy
-    return exact
+    return all(snap.copies[i] is not None for i in which)
