@@ -76,9 +76,13 @@ def test_directional_peak_is_one_buffer_and_a_bug_is_still_located(dtype, budget
 
 def test_sampled_elementwise_allocates_for_the_sample_only() -> None:
     forward, w, grad = model(N, np.float64)
-    peak = peak_of(lambda: gc.check(forward, lambda p: {"w": grad}, {"w": w}, sample=8,
-                                    progress=False))
-    assert peak <= 8 * 2**20   # chunk temporaries: a constant, not a multiple of N
+
+    def run():
+        gc.check(forward, lambda p: {"w": grad}, {"w": w}, sample=8, progress=False)
+
+    run()                                   # imports and caches of a first check
+    peak = peak_of(run)
+    assert peak <= 2**20 + 0.02 * w.nbytes  # chunk temporaries, not a multiple of N
 
 
 def test_a_forward_writing_into_large_params_is_named() -> None:

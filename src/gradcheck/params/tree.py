@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck.errors import InputError
+from gradcheck.params.snapshot import flat_chunks
 
 ROOT_NAME = "params"
 #: Deepest nesting of containers accepted in a params tree (Python's recursion limit is 1000).
@@ -249,6 +250,13 @@ def non_finite_entries(leaves: list[Leaf]) -> list[str]:
     """Names of the first few NaN / ±inf entries of each leaf (``W[1,2]``), in leaf order."""
     out = []
     for leaf in leaves:
-        flat = np.flatnonzero(~np.isfinite(leaf.array))
-        out += [leaf.element_name(i) for i in flat[:3]]
+        found: list[int] = []
+        offset = 0
+        for chunk in flat_chunks(leaf.array):  # chunked: no parameter-sized masks
+            bad = np.flatnonzero(~np.isfinite(chunk))[:3 - len(found)]
+            found += (bad + offset).tolist()
+            offset += chunk.size
+            if len(found) >= 3:
+                break
+        out += [leaf.element_name(i) for i in found]
     return out
