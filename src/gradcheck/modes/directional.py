@@ -71,7 +71,6 @@ promoted float64 copy of float32 params), plus O(chunk) temporaries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -496,62 +495,33 @@ def summarise(name: str, state: TensorState, seed: int, checked: int,
         state.evaluations + extra_evaluations, state.tests, checked, state.sampled, seed, note)
 
 
-def check_directional(evaluator: Any, names: list[str], work: list[np.ndarray],
-                      grads: list[np.ndarray], noise: float, h: float, tol: float,
-                      seed: int, analytic_ulps: float,
-                      elementwise: Callable[[int, np.ndarray], Any],
-                      progress: Any = None, max_groups: int = MAX_GROUPS,
-                      sample: int = SAMPLE) -> list[tuple[Any, DirectionalResult]]:
-    """Directional test of every tensor, localisation of the failing ones.
+def run(state: Run, max_groups: int = MAX_GROUPS, sample: int = SAMPLE
+        ) -> list[TensorReport]:
+    """``mode="directional"``: a directional test of every tensor, localisation of the failing
+    ones, and the located entries checked elementwise
+    (:func:`gradcheck.modes.elementwise.check_entries`), so they appear in the report exactly as
+    the elementwise mode lists them.
 
-    Parameters
-    ----------
-    evaluator : any evaluator with ``directions`` (serial, batched, executor).
-    names, work, grads : tensor names, working arrays (perturbed), analytic gradients (read,
-        never copied).
-    noise : rounding noise of one loss evaluation (absolute).
-    h : largest move of one entry (the elementwise step).
-    tol : the check's tolerance: the step is chosen to resolve an error of ``tol`` × the
-        tensor's RMS gradient on a single element (see :func:`step_length`).
-    seed : seed of the random directions and of the samples (the check's ``sample_seed``).
-    analytic_ulps : rounding of the analytic gradient in ulps of its dtype.
-    elementwise : ``elementwise(leaf, flat_index) -> TensorReport``, the elementwise check of
-        the located entries (also called with an empty index for a passing tensor).
-
-    Returns
-    -------
-    One ``(TensorReport, DirectionalResult)`` per tensor.
+    The tests move every entry by at most the elementwise step (``1e-5`` when the run's scheme
+    is the complex step, which has no real step of its own); the step is chosen to resolve an
+    error of ``tol`` × the tensor's RMS gradient on a single element (:func:`step_length`).
+    Directions and samples are seeded by the check's ``sample_seed``. Each tensor's report
+    carries its :class:`DirectionalResult` in ``directional``.
     """
+    h = state.nominal_h if not state.scheme.is_complex else 1e-5
+    seed, evaluator = state.plan.sample_seed, state.evaluator
     rng = np.random.default_rng(seed)
-    states = [make_state(i, w, g, analytic_ulps, seed, h, tol, noise)
-              for i, (w, g) in enumerate(zip(work, grads))]
-    localise(evaluator, states, noise, rng, progress, max_groups=max_groups, sample=sample)
-    out = []
+    states = [make_state(i, w, g, ANALYTIC_ULPS, seed, h, state.plan.tol, state.noise)
+              for i, (w, g) in enumerate(zip(state.work.arrays, state.grads))]
+    localise(evaluator, states, state.noise, rng, state.progress, max_groups=max_groups,
+             sample=sample)
+    tensors = []
     for i, st in enumerate(states):
         idx = entries_to_check(st, rng, sample)
         before = evaluator.count
-        tensor = elementwise(i, idx)
-        result = summarise(names[i], st, seed, int(idx.size), evaluator.count - before)
-        out.append((tensor, result))
-    return out
-
-
-def run(state: Run) -> list[TensorReport]:
-    """``mode="directional"``: one random direction per tensor, localisation of failures,
-    located entries checked elementwise (:func:`gradcheck.modes.elementwise.check_entries`).
-
-    The directional tests move every entry by at most the elementwise step (``1e-5`` when the
-    run's scheme is the complex step, which has no real step of its own).
-    """
-    h = state.nominal_h if not state.scheme.is_complex else 1e-5
-    results = check_directional(state.evaluator, [leaf.name for leaf in state.leaves],
-                                state.work.arrays, state.grads, state.noise, h, state.plan.tol,
-                                state.plan.sample_seed, ANALYTIC_ULPS,
-                                lambda i, idx: elementwise.check_entries(state, i, idx),
-                                state.progress)
-    tensors = []
-    for tensor, result in results:
-        tensor.directional = result
+        tensor = elementwise.check_entries(state, i, idx)
+        tensor.directional = summarise(state.leaves[i].name, st, seed, int(idx.size),
+                                       evaluator.count - before)
         tensors.append(tensor)
     return tensors
 
