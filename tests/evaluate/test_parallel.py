@@ -12,7 +12,7 @@ from problems import cubic, cubic_grad
 import gradcheck as gc
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate import parallel
-from gradcheck.evaluate.parallel import ExecutorEvaluator, chunks, start_method
+from gradcheck.evaluate.parallel import ExecutorEvaluator, WorkerProblem, chunks, start_method
 from gradcheck.examples import rnn
 
 try:  # workers started by Dask import modules afresh: send this test module's functions by value
@@ -75,8 +75,9 @@ def test_user_executor_gets_the_problem_about_once_per_worker() -> None:
     pr = problem()
     serial = gc.check(pr.forward, pr.forward_backward, pr.params)
     with ThreadPoolExecutor(2) as pool:  # one process: one install is enough
-        ev = ExecutorEvaluator(pool, pr.forward, pr.params, list(pr.params.values()),
-                               list(pr.params), workers=2)
+        ev = ExecutorEvaluator(pool, WorkerProblem(pr.forward, pr.params, list(pr.params), None,
+                                                     None, False), list(pr.params.values()),
+                               workers=2)
         idx = np.arange(pr.params["W"].size)
         values = pr.params["W"].reshape(-1)[:, None] + np.array([[1e-5, -1e-5]])
         ev.entries(1, idx, values)
@@ -85,8 +86,9 @@ def test_user_executor_gets_the_problem_about_once_per_worker() -> None:
         report = gc.check(pr.forward, pr.forward_backward, pr.params, executor=pool)
     same_report(serial, report)
     with ProcessPoolExecutor(2, mp_context=start_method()) as pool:
-        ev = ExecutorEvaluator(pool, pr.forward, pr.params, list(pr.params.values()),
-                               list(pr.params), workers=2)
+        ev = ExecutorEvaluator(pool, WorkerProblem(pr.forward, pr.params, list(pr.params), None,
+                                                     None, False), list(pr.params.values()),
+                               workers=2)
         for _ in range(3):
             ev.entries(1, idx, values)
         assert ev.shipped <= 8  # ~one per worker (races under load), never one per task (24)

@@ -7,7 +7,7 @@ from typing import Any
 
 from gradcheck.evaluate.base import Evaluator
 from gradcheck.evaluate.batched import BatchedEvaluator
-from gradcheck.evaluate.parallel import ExecutorEvaluator
+from gradcheck.evaluate.parallel import ExecutorEvaluator, WorkerProblem
 from gradcheck.evaluate.serial import SerialEvaluator
 from gradcheck.options import Plan
 from gradcheck.params.workspace import Workspace
@@ -39,9 +39,9 @@ def make_evaluator(forward: Callable[[Any], Any], work: Workspace, names: list[s
         return SerialEvaluator(fwd, work.tree, work.arrays, names, reset, complex_mode,
                                originals)
     if parallel and (plan.executor is not None or plan.workers is not None):
-        return ExecutorEvaluator(plan.executor, fwd, work.tree, work.arrays, names, plan.seed,
-                                 plan.reset, complex_mode, plan.workers, batched,
-                                 plan.batch_size)
+        problem = WorkerProblem(fwd, work.tree, names, plan.seed, plan.reset, complex_mode,
+                                batched, plan.batch_size)
+        return ExecutorEvaluator(plan.executor, problem, work.arrays, plan.workers)
     if batched is not None:
         return BatchedEvaluator(batched, work.tree, work.arrays, names, reset, complex_mode,
                                 plan.batch_size)

@@ -64,7 +64,7 @@ _LOCAL = threading.local()          # token -> evaluator, per thread (in-place p
 
 
 @dataclass
-class Problem:
+class WorkerProblem:
     """Everything a worker needs to evaluate losses (pickled once per check)."""
 
     forward: Callable[[Any], Any]
@@ -95,9 +95,9 @@ def dumps(obj: Any) -> bytes:
     return optional_import("cloudpickle", "workers=").dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def install(token: str, payload: bytes | Problem) -> None:
+def install(token: str, payload: bytes | WorkerProblem) -> None:
     """Worker side: keep the problem's bytes under ``token`` (the last CACHE_SIZE ones); a
-    forked worker receives the :class:`Problem` itself (inherited, never pickled)."""
+    forked worker receives the :class:`WorkerProblem` itself (inherited, never pickled)."""
     if token in _CACHE:
         return
     while len(_CACHE) >= CACHE_SIZE:
@@ -114,7 +114,7 @@ def worker_evaluator(token: str) -> Any:
         for old in [k for k in mine if k not in _CACHE]:
             del mine[old]
         payload = _CACHE[token]
-        problem = payload if isinstance(payload, Problem) else pickle.loads(payload)
+        problem = payload if isinstance(payload, WorkerProblem) else pickle.loads(payload)
         mine[token] = problem.evaluator()
     return mine[token]
 
@@ -191,25 +191,21 @@ class ExecutorEvaluator:
     ----------
     executor : a ``concurrent.futures.Executor``, or ``None`` with ``workers=N`` to start (and
         later shut down) a local ``ProcessPoolExecutor``.
-    forward, tree, arrays, names : as for :class:`~gradcheck.evaluate.serial.SerialEvaluator`;
-        ``base()`` is evaluated here, perturbations in the workers.
-    seed, reset : the check's ``seed=`` and ``reset=``, re-applied in the workers.
-    complex_mode : complex-step evaluation.
-    batched_forward, batch_size : workers evaluate with a :class:`BatchedEvaluator`.
+    problem : what the workers evaluate (:class:`WorkerProblem`: forward, tree, names, the
+        check's ``seed=``/``reset=`` re-applied in the workers, complex mode, and a
+        ``batched_forward`` with which workers use a :class:`BatchedEvaluator`).
+    arrays : the leaves of ``problem.tree``; ``base()`` is evaluated here on them,
+        perturbations in the workers.
+    workers : the size of the local pool when ``executor`` is ``None``.
     """
 
-    def __init__(self, executor: Executor | None, forward: Callable[[Any], Any], tree: Any,
-                 arrays: list[np.ndarray], names: list[str], seed: int | None = None,
-                 reset: Callable[[], None] | None = None, complex_mode: bool = False,
-                 workers: int | None = None,
-                 batched_forward: Callable[[Any], Any] | None = None,
-                 batch_size: int | None = None) -> None:
-        self.local = SerialEvaluator(forward, tree, arrays, names, make_reset(seed, reset),
-                                     complex_mode)
-        self.names = names
+    def __init__(self, executor: Executor | None, problem: WorkerProblem,
+                 arrays: list[np.ndarray], workers: int | None = None) -> None:
+        self.local = SerialEvaluator(problem.forward, problem.tree, arrays, problem.names,
+                                     make_reset(problem.seed, problem.reset),
+                                     problem.complex_mode)
+        self.names = problem.names
         self.token = uuid.uuid4().hex
-        problem = Problem(forward, tree, names, seed, reset, complex_mode, batched_forward,
-                          batch_size)
         self.owned = executor is None
         self.context = start_method() if self.owned else None
         forked = self.context is not None and self.context.get_start_method() == "fork"
