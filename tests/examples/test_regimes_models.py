@@ -10,7 +10,8 @@ from gradcheck.examples import regimes as R
 
 
 def careful_error(model: R.RegimeModel) -> float:
-    """Worst over entries (relative, floor 1e-3 of the RMS gradient) of the best relative disagreement over steps 1e-3 … 1e-9 (a kink within 1e-7 needs the small ones)."""
+    """Worst over entries (relative, floor 1e-3 of the RMS gradient) of the best
+    disagreement over steps 1e-3 … 1e-9 (a kink within 1e-7 needs the small ones)."""
     _, grads = model.forward_backward(model.params)
     floor = 1e-3 * np.sqrt(np.mean(np.concatenate([g.ravel() for g in grads.values()]) ** 2))
     worst = 0.0

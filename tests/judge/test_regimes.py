@@ -300,7 +300,7 @@ def test_item_9_read_only_params_are_checked_on_a_copy(tmp_path) -> None:
     assert np.array_equal(np.load(path), w)
 
 
-# ---------------------------------------------------------------- 10. huge and tiny magnitudes
+# -------------------------------------------------------- 10. huge and tiny magnitudes
 
 
 @pytest.mark.parametrize("magnitude", [1e15, 1e30, 1e-30, 1e-200])
@@ -313,7 +313,7 @@ def test_item_10_huge_and_tiny_params_use_a_relative_step(magnitude: float) -> N
     assert bad.status == "fail"
 
 
-# ---------------------------------------------------------------- 11. NaN loss from forward_backward
+# ---------------------------------------------------------------- 11. NaN loss, forward_backward
 
 
 def test_item_11_nan_loss_from_forward_backward_is_named() -> None:
