@@ -180,6 +180,8 @@ def summary(outcomes: list[Outcome]) -> str:
     parts += table(outcomes, lambda r: f"{r.precision} {r.nonlinearity}")
     parts += ["", "By precision path:", ""]
     parts += table(outcomes, lambda r: r.precision)
+    parts += ["", "By precision path and initial scale:", ""]
+    parts += table(outcomes, lambda r: f"{r.precision} scale {r.scale:g}")
     parts += ["", "By initial scale:", ""]
     parts += table(outcomes, lambda r: f"scale {r.scale:g}")
     parts += ["", "By loss scale:", ""]

@@ -21,7 +21,7 @@ import numpy as np
 from gradcheck import validate
 from gradcheck.diagnose.attach import attach_diagnoses
 from gradcheck.errors import ForwardError, InputError
-from gradcheck.estimate import complex_safety
+from gradcheck.estimate import complex_safety, ecnoise
 from gradcheck.estimate.complex_safety import SchemeChoice
 from gradcheck.estimate.noise import noise_level
 from gradcheck.evaluate import parallel
@@ -29,14 +29,16 @@ from gradcheck.evaluate.base import Evaluator
 from gradcheck.evaluate.choose import make_evaluator, scaled
 from gradcheck.evaluate.progress import make_progress
 from gradcheck.evaluate.randomness import make_reset, nondeterminism_message
+from gradcheck.judge import ladder
 from gradcheck.judge.tolerance import tolerance_note
 from gradcheck.judge.verdict import (
     entry_warnings,
     kink_notes,
+    mark_unstable,
     model_scale,
     nondeterminism_is_rounding,
 )
-from gradcheck.modes import directional, elementwise
+from gradcheck.modes import directional, elementwise, validated
 from gradcheck.modes.elementwise import empty_tensor
 from gradcheck.modes.run import Run
 from gradcheck.options import Plan, make_plan
@@ -46,12 +48,16 @@ from gradcheck.params.analytic import (
     analytic_gradients,
     gradients_changed,
     loss_mismatch,
+    nan_loss_warning,
     precision_notes,
+    unstable_entries,
+    unstable_warnings,
 )
 from gradcheck.params.workspace import (
     ParamsGuard,
     choose_workspace,
     promoted_workspace,
+    readonly_note,
     workspace_changed,
 )
 from gradcheck.report.results import Report, TensorReport
@@ -77,13 +83,18 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         O(h⁴)), ``"richardson"`` (Richardson-extrapolated central differences, O(h⁶), with an
         error estimate) or ``"auto"`` (complex step where safe, else central4; see
         :mod:`gradcheck.estimate.complex_safety`).
-    h : step (default 1e-5; central4 3e-3, richardson 2e-2, complex 1e-20), or ``"auto"`` for
-        a step per entry (:func:`gradcheck.estimate.steps.auto_estimate`).
+    h : first step (default for central: from the loss's measured noise,
+        ``2·(σ/|f|)^(1/3)·max(|θ|, 1)``, about 1e-5 in float64, then validated steps as needed
+        — :mod:`gradcheck.modes.validated`; central4 3e-3, richardson 2e-2, complex 1e-20), or
+        ``"auto"`` for a step per entry (:func:`gradcheck.estimate.steps.auto_estimate`).
         relative_step : ``h·|θ_i|``.
     tol : tolerance on the error measure (default 1e-5).
     measure : ``"relative"`` (default) or ``"absolute"``.
     denominator : ``Z`` of the relative error: ``"max"`` (max(|a|,|n|), default),
-        ``"abs_analytic"`` (|a|) or ``"sum"`` (|a|+|n|). floor : lower bound of Z (1e-8).
+        ``"abs_analytic"`` (|a|) or ``"sum"`` (|a|+|n|). floor : lower bound of Z. Z is never
+        below the model's own gradient scale (the smaller of the RMS analytic and RMS
+        numerical gradient), so a loss of 1e-15 is judged at its own scale; ``floor`` can
+        only raise it (default None).
     promote : run the numerics in float64 when params are float32/float16 and the forward
         accepts float64 (default True).
     sample : check ``k`` entries per tensor (int) or a fraction (float); corners always
@@ -94,9 +105,13 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     reset : a callable run before every evaluation, for any other random state.
     loss_scale : multiply the loss (and the gradients) by this constant, the lecture's remedy for
         gradients too small to resolve.
-    second_look : re-examine entries the first estimate cannot settle (default True): would-be
-        failures at smaller steps with a kink test (:mod:`gradcheck.judge.kinks`), inconclusive
-        entries at larger steps (:mod:`gradcheck.judge.secondlook`).
+    second_look : re-examine entries the first estimate cannot settle (default True). With
+        central differences: the validated ladder of :mod:`gradcheck.judge.ladder` (steps /4
+        and ×4, a FAIL only where a pair of steps is shown smooth and of second order, the kink
+        test where the one-sided slopes keep a jump); other schemes: smaller steps with a kink
+        test (:mod:`gradcheck.judge.kinks`), larger steps for inconclusive entries
+        (:mod:`gradcheck.judge.secondlook`). ``second_look=False`` judges the first estimate
+        alone, the old way.
     context : facts that help explain a failure, e.g. ``{"batch_size": 32, "seq_len": 10,
         "time_axis": 0, "repeated_rows": {"W_embed": mask}}``: a gradient B times too large
         is then named as a missing division by the batch size. ``"terms": {"b": T}`` gives
@@ -113,7 +128,14 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         report says so. executor : any ``concurrent.futures`` executor (a Dask cluster).
     progress : a progress bar on a terminal for checks longer than about a second.
     strict : a gradient returned in a lower precision than its parameter (float32 for
-        float64) is a FAIL instead of a note (default False).
+        float64) is a FAIL instead of a note, and so are the entries of a tensor with a small
+        but significant discrepancy — below ``tol``, many validated error bars above the
+        numerics (default False; ``report.significant`` lists those tensors either way, see
+        :mod:`gradcheck.judge.significance`).
+
+    repeat_backward : call ``forward_backward`` a second time at the same params and FAIL the
+        entries whose gradient changed (a backward that leaves part of an ``np.empty`` buffer
+        unwritten, or accumulates into state); default True.
 
     Every option is validated first (:func:`gradcheck.options.make_plan`): a bad value raises
     :class:`InputError` with one sentence, a misspelt name TypeError naming the closest one.
@@ -140,6 +162,11 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     with ParamsGuard(leaves, params) as guard, ExitStack() as opened:
         analytic = analytic_gradients(forward_backward, params, leaves, reset)
         trees.check_structure(params, leaves, "forward_backward")
+        # a second call: entries that change between calls get no pass (issue #10, item 8)
+        again = (analytic_gradients(forward_backward, params, leaves, reset)
+                 if plan.repeat_backward else analytic)
+        unstable = unstable_entries(analytic.grads, again.grads)
+        log.warn(nan_loss_warning(analytic.loss))
         low = precision_notes(leaves, analytic.grads, plan.strict)
         if plan.strict:
             log.warnings += low
@@ -152,6 +179,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                              "(compute into new arrays).")
         work, dtype_note, probes = choose_workspace(forward, params, leaves, plan.promote, reset)
         log.note(dtype_note)
+        log.note(readonly_note(work))
         progress = make_progress(plan.progress, expected_evaluations(leaves, plan))
         if progress is not None:
             opened.callback(progress.close)
@@ -185,6 +213,8 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             log.warn(nondeterminism_message(f0, f0_again, reset is not None))
             return _report("inconclusive", [empty_tensor(leaf) for leaf in leaves], plan, {},
                            probes + evaluator.count, start, log, f0)
+        # (said only for a deterministic forward: otherwise the message above explains both)
+        log.warnings += unstable_warnings(leaves, unstable, analytic.grads, again.grads)
         if analytic.loss is not None and plan.loss_scale == 1.0:
             log.warn(loss_mismatch(analytic.loss, f0, analytic.grads))
         noise = max(noise_level(f0, evaluator.loss_dtype), 4.0 * abs(f0 - f0_again))
@@ -195,6 +225,17 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
             probes += safety.evaluations
             choice = complex_safety.choose_scheme(plan.method, safety, plan.scheme, plan.h)
             log.note(choice.note)
+        measured = None
+        if validated.wanted(plan, choice.scheme, choice.h, choice.rescue):
+            # the loss's noise, measured (issue #10): the validated engine's steps and bars
+            if expected_evaluations(leaves, plan) >= ecnoise.WORTH_MEASURING:
+                measured = ecnoise.measure_at_entries(evaluator, work.arrays, analytic.grads,
+                                                      f0, abs(f0 - f0_again))
+            else:  # a handful of entries: the table would cost more than the check
+                measured = ecnoise.assumed(f0, evaluator.loss_dtype, abs(f0 - f0_again))
+            noise = max(noise, ladder.K_ROUND * measured.sigma)
+            if progress is not None:
+                progress.add_total(measured.evaluations)
         numeric = evaluator
         if choice.scheme.is_complex:
             cwork = promoted_workspace(params, leaves, np.complex128)
@@ -210,8 +251,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                  [g * plan.loss_scale for g in analytic.grads])
         state = Run(plan, leaves, work, grads,
                     evaluator, numeric, rescue, choice.scheme, choice.h,
-                    model_scale(analytic.grads) * plan.loss_scale, f0, noise, progress)
+                    model_scale(analytic.grads) * plan.loss_scale, f0, noise, progress,
+                    measured)
         tensors = MODES[plan.mode](state)
+        mark_unstable(tensors, unstable)
         evaluations = probes + sum(e.count for e in {id(e): e for e in
                                                      (evaluator, numeric, rescue) if e}.values())
         moved = workspace_changed(work, leaves)
@@ -222,7 +265,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         gradients_changed(analytic, leaves)
         if plan.mode == "elementwise":
             log.warnings += entry_warnings(tensors)
-            log.notes += kink_notes(tensors)
+            log.notes += kink_notes(tensors) + validated.notes(state, tensors)
         status = "fail" if plan.strict and low else overall_status(tensors)
         return _report(status, tensors, plan, state.decisions(), evaluations, start, log, f0,
                        state)

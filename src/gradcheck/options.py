@@ -34,7 +34,7 @@ class Plan:
     tol: float = 1e-5
     measure: str = "relative"
     denominator: str = "max"
-    floor: float = 1e-8
+    floor: float | None = None
     promote: bool = True
     sample: Any = None
     sample_seed: int = 0
@@ -51,13 +51,18 @@ class Plan:
     context: dict[str, Any] | None = None
     diagnose: bool = True
     strict: bool = False
+    #: call forward_backward a second time and FAIL entries that change between the calls
+    #: (issue #10); checks whose "backward" is itself expensive turn it off
+    repeat_backward: bool = True
     #: The scheme asked for (``method="auto"``: its real fallback until the run decides).
     scheme: Scheme = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     @property
     def nominal_h(self) -> float:
         """The step asked for, or the scheme's default when ``h="auto"``."""
-        return self.scheme.default_h if self.h == "auto" else float(self.h)  # type: ignore[arg-type]
+        if self.h in (None, "auto"):
+            return self.scheme.default_h
+        return float(self.h)  # type: ignore[arg-type]
 
     def public(self) -> dict[str, Any]:
         """The options as the user asked for them (callables and executors by name)."""
@@ -91,20 +96,24 @@ def make_plan(options: dict[str, Any]) -> Plan:
         raise InputError(f"h={h!r} with method='auto': auto chooses the scheme and its "
                          "step; leave h unset or pick a method such as 'central'.")
     scheme = get_scheme(AUTO_REAL if method == "auto" else method)
-    if h is None:
+    if h is None and scheme.name != "central":
         given["h"] = scheme.default_h
+    elif h is None:
+        pass  # central: the first step follows the loss's measured noise (issue #10)
     elif not (isinstance(h, str) and h == "auto"):
         if isinstance(h, str):
             raise InputError(f"h={h!r} must be a finite positive number such as 1e-5, or "
                              "'auto'.")
         given["h"] = validate.positive_number("h", h, "1e-5")
     given["tol"] = validate.positive_number("tol", given["tol"], "1e-5")
-    given["floor"] = validate.non_negative_number("floor", given["floor"], "1e-8")
+    if given["floor"] is not None:  # None: the model's own gradient scale (issue #10)
+        given["floor"] = validate.non_negative_number("floor", given["floor"], "1e-8")
     given["loss_scale"] = validate.positive_number("loss_scale", given["loss_scale"], "1e3")
     validate.choice("measure", given["measure"], ("relative", "absolute"))
     validate.choice("denominator", given["denominator"], ("max", "abs_analytic", "sum"),
                     "'max' (max(|a|,|n|)), 'abs_analytic' (|a|) or 'sum' (|a|+|n|)")
-    for name in ("relative_step", "promote", "progress", "second_look", "diagnose"):
+    for name in ("relative_step", "promote", "progress", "second_look", "diagnose", "strict",
+                 "repeat_backward"):
         given[name] = validate.flag(name, given[name])
     given["sample"] = validate.sample(given["sample"])
     if given["sample_seed"] is not None:  # None: a fresh random sample

@@ -84,7 +84,11 @@ def test_one_wrong_element_of_1e5_is_located_exactly() -> None:
     e = elementwise.tensor("x")
     assert e.flat_index[e.status == 1].tolist() == [2]
     k = int(np.flatnonzero(x.flat_index == i)[0])
-    assert (x.analytic[k], x.numeric[k], x.error[k]) == (e.analytic[2], e.numeric[2], e.error[2])
+    # the elementwise check's own engine (issue #10) takes its FAIL estimate from a validated
+    # pair of steps, not from h = 1e-5 as localisation does: close, not bit for bit
+    assert x.analytic[k] == e.analytic[2]
+    assert x.numeric[k] == pytest.approx(e.numeric[2], rel=1e-2)
+    assert x.error[k] == pytest.approx(e.error[2], rel=1e-2)
 
 
 def test_five_wrong_elements_are_all_located() -> None:

@@ -77,7 +77,8 @@ def test_every_tensor_is_represented_and_reproducible() -> None:
     assert [t.checked for t in r1.tensors] == [5, 5]
     assert r1.tensor("W").flat_index.tolist() == r2.tensor("W").flat_index.tolist()
     assert r1.tensor("W").flat_index.tolist() != r3.tensor("W").flat_index.tolist()
-    assert r1.evaluations == 2 + 2 * 10
+    # base twice, the loss's noise measured once (issue #10), two per entry
+    assert r1.evaluations == 2 + r1.decisions["noise_evaluations"] + 2 * 10
     frac = gc.check(f, fb, p, sample=0.01)
     assert [t.checked for t in frac.tensors] == [6, 2]        # 1% of 600 is 6; b: its 2 edges
 

@@ -133,7 +133,7 @@ def check_hvp(forward_backward: Callable[[Any], Any], hvp: Callable[[Any, Any], 
         last["hv"] = hv(p, v)
         return trees.replace_leaves(p, last["hv"])
 
-    report = check(phi, phi_gradient, real, **options)
+    report = check(phi, phi_gradient, real, **{"repeat_backward": False, **options})
     warnings, notes = list(report.warnings), list(report.notes)
     status = report.status
     if view.any:

@@ -120,7 +120,7 @@ def check_jvp(forward: Callable[[Any], Any], jvp: Callable[[Any, Any], Any], par
         out = trees.replace_leaves(p, grads)
         return (loss_value(host(loss), "as the loss of jvp"), out) if loss is not None else out
 
-    check_options = dict(options)
+    check_options = {"repeat_backward": False, **options}   # one product per entry
     if any(w is not None for w in wanted):
         check_options["sample"] = {leaf.name: [int(k) for k in w]
                                    for leaf, w in zip(leaves, wanted) if w is not None}
@@ -161,7 +161,7 @@ def _directional(forward: Callable[[Any], Any],
     screen = {k: v for k, v in options.items() if k not in ("mode", "sample", "h")}
     tensors: list[Any] = []
     failing: list[int] = []
-    asked: dict[str, Any] = {**options, "mode": "directional"}
+    asked: dict[str, Any] = {"repeat_backward": False, **options, "mode": "directional"}
     evaluations, warnings, notes = 0, [], []
     for j, leaf in enumerate(leaves):
         u = [np.zeros_like(t) for t in tangent]
@@ -212,7 +212,8 @@ def _directional(forward: Callable[[Any], Any],
                 out[leaves[j].name] = g.astype(host(d).real.dtype) if arrays[j].size else g
             return out
 
-        located = check(forward_sub, gradient_sub, sub_params, **options)
+        located = check(forward_sub, gradient_sub, sub_params,
+                        **{"repeat_backward": False, **options})
         evaluations += located.evaluations
         warnings += located.warnings
         notes += located.notes

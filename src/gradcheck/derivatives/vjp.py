@@ -134,7 +134,8 @@ def check_vjp(function: Callable[[Any], Any], vjp: Callable[[Any, Any], Any], in
         return [host(g) for g in trees.align(p, out, "the gradients returned by vjp")]
 
     loss = projection(values, c, [leaf.array for leaf in outs])
-    report = check(loss, lambda p: trees.replace_leaves(p, gradient_of(p, c)), real, **options)
+    report = check(loss, lambda p: trees.replace_leaves(p, gradient_of(p, c)), real,
+                   **{"repeat_backward": False, **options})
     notes, warnings = list(report.notes), list(report.warnings)
     if view.any:
         notes += [n for n in (auto_note, view.note()) if n]

@@ -10,7 +10,8 @@ One model family, a grid of regimes:
   forward computes in the params' dtype and returns a numpy float32); ``f32in`` (float64
   params, the forward casts to float32 inside and returns a Python float, the gradient is
   float32, as ``loss.item()`` in torch); ``f16`` (float16 params, float32 arithmetic inside,
-  float16 gradient: mixed precision);
+  float32 gradient: mixed precision with float32 gradients — a float16 gradient would
+  underflow at a loss scale of 1e-15 and overflow at 1e6, and the model would be wrong);
 * **loss scale**: the loss (and its gradient) multiplied by a constant such as 1e-15 or 1e6.
 
 :func:`build` returns the model correct, or with a *bug of relative size* ``δ``: the gradient
@@ -233,7 +234,7 @@ def build(regime: Regime, bug: float = 0.0, sizes: Sizes = SMALL) -> RegimeModel
         params = (params64 if prec == "f32in"
                   else {k: v.astype(np.float16) for k, v in params64.items()})
         x32 = x64.astype(np.float32)
-        grad_dtype = np.float32 if prec == "f32in" else np.float16
+        grad_dtype = np.float32
 
         def cast(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}

@@ -49,3 +49,17 @@ def error(a: np.ndarray, n: np.ndarray, measure: str = "relative", kind: str = "
     if measure == "relative":
         return relative_error(a, n, kind, floor)
     raise ValueError(f"unknown error measure {measure!r}; choose one of {MEASURES}")
+
+
+def rms(values: np.ndarray) -> float:
+    """Root mean square of the finite entries of ``values`` (0 if none), without overflow:
+    ``m·sqrt(mean((v/m)²))`` with ``m = max|v|`` (gradients of 1e200 are not infinite)."""
+    v = np.asarray(values)
+    v = (v.real if np.iscomplexobj(v) else v).astype(np.float64, copy=False).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0
+    m = float(np.max(np.abs(v)))
+    if m == 0.0:
+        return 0.0
+    return m * float(np.sqrt(np.mean((v / m) ** 2)))

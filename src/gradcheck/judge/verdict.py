@@ -59,20 +59,23 @@ class Judgement:
 
 def model_scale(grads: list[np.ndarray]) -> float:
     """Gradient scale of a whole model: RMS of every finite analytic entry of every tensor."""
+    finite = [chunk[np.isfinite(chunk)] for g in grads   # chunked: no gradient-sized
+              for chunk in (c.real if np.iscomplexobj(c) else c       # temporaries
+                            for c in flat_chunks(np.asarray(g)))]
+    m = max((float(np.max(np.abs(f))) for f in finite if f.size), default=0.0)
+    if m == 0.0:
+        return 0.0
     total, count = 0.0, 0
-    for g in grads:
-        for chunk in flat_chunks(np.asarray(g)):  # chunked: no gradient-sized temporaries
-            chunk = (chunk.real if np.iscomplexobj(chunk) else chunk).astype(np.float64)
-            finite = chunk[np.isfinite(chunk)]
-            total += float(np.dot(finite, finite))
-            count += finite.size
-    return float(np.sqrt(total / count)) if count else 0.0
+    for f in finite:   # in units of the largest entry: gradients of 1e200 do not overflow
+        u = f.astype(np.float64) / m
+        total += float(np.dot(u, u))
+        count += u.size
+    return m * float(np.sqrt(total / count))
 
 
 def tensor_scale(numeric: np.ndarray) -> float:
     """Gradient scale of a tensor: RMS of its finite numeric entries (0 if none)."""
-    finite = numeric[np.isfinite(numeric)]
-    return float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
+    return metrics.rms(numeric)
 
 
 def judge(analytic: np.ndarray, numeric: np.ndarray, error_bar: np.ndarray,
@@ -186,3 +189,14 @@ def kink_notes(tensors: list) -> list[str]:
     return [f"{total} entr{'y sits' if total == 1 else 'ies sit'} on a kink (a point where the "
             f"loss is not differentiable) with a valid subgradient: {'; '.join(parts)}. The "
             "one-sided slopes are in each entry's note."]
+
+
+def mark_unstable(tensors: list, unstable: list[np.ndarray]) -> None:
+    """Entries whose analytic gradient changed between two calls of ``forward_backward`` at
+    the same params FAIL: no estimate can vouch for a value that is not fixed."""
+    for t, mask in zip(tensors, unstable):
+        if not mask.any() or t.flat_index.size == 0:
+            continue
+        hit = mask.reshape(-1)[t.flat_index] & (t.status != SKIPPED)
+        t.status[hit] = FAIL
+        t.notes[hit] = "the analytic gradient changed between two calls at the same params"

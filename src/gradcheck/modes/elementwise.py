@@ -1,5 +1,9 @@
 """Elementwise mode: a numeric estimate for every selected entry of every tensor.
 
+With the default scheme (central differences) the validated engine of
+:mod:`gradcheck.modes.validated` decides (issue #10). Other schemes, ``h="auto"``,
+``second_look=False`` and ``method="auto"`` take the path below.
+
 For each tensor the selected entries (all, or a sample) are perturbed one at a time by the
 run's scheme; each estimate carries an error bar (truncation + rounding + the analytic
 gradient's own precision) and is judged by :func:`gradcheck.judge.verdict.judge`. Entries the
@@ -18,6 +22,7 @@ from gradcheck.judge.secondlook import Context as LookContext
 from gradcheck.judge.secondlook import second_look
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
 from gradcheck.judge.verdict import Criteria, judge, tensor_scale
+from gradcheck.modes import validated
 from gradcheck.modes.run import Run
 from gradcheck.options import Plan
 from gradcheck.params.sampling import select
@@ -28,9 +33,13 @@ from gradcheck.report.results import TensorReport
 def run(state: Run) -> list[TensorReport]:
     """Check the entries ``plan.sample`` selects in every tensor (all by default)."""
     rng = np.random.default_rng(state.plan.sample_seed)
+    idxs = [finite(leaf, select(leaf.shape, state.plan.sample, rng, leaf.name))
+            for leaf in state.leaves]
+    if validated.applies(state):
+        return [t if t is not None else empty_tensor(leaf)
+                for t, leaf in zip(validated.run(state, idxs), state.leaves)]
     tensors = []
-    for i, leaf in enumerate(state.leaves):
-        idx = finite(leaf, select(leaf.shape, state.plan.sample, rng, leaf.name))
+    for i, idx in enumerate(idxs):
         if state.progress is not None:  # the ETA counts entries, second look included
             state.progress.begin(idx.size, state.scheme.evaluations)
         tensors.append(check_entries(state, i, idx))
@@ -69,8 +78,9 @@ def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:
     scale = tensor_scale(est.value)
     analytic_bar = ANALYTIC_ULPS * float(np.finfo(a_dtype).eps) * (
         np.abs(a_real) + tensor_scale(a_real))
+    floor = plan.floor if plan.floor is not None else min(1e-8, max(state.grad_scale, 1e-300))
     criteria = Criteria(effective_tol(plan.tol, a_dtype), plan.measure, plan.denominator,
-                        plan.floor, zero_scale=state.grad_scale)
+                        floor, zero_scale=state.grad_scale)
     bar = est.error_bar + analytic_bar
     j = judge(a_real, est.value, bar, criteria, scale)
     numeric = est.value

@@ -38,14 +38,22 @@ class Run:
     f0: float
     noise: float
     progress: Any = None
+    #: the loss's measured noise (gradcheck.estimate.ecnoise.Noise), or None
+    measured: Any = None
 
     @property
     def nominal_h(self) -> float:
         """The step taken, or the scheme's default when ``h="auto"``."""
-        return self.scheme.default_h if self.h == "auto" else float(self.h)  # type: ignore[arg-type]
+        if self.h in (None, "auto"):
+            return self.scheme.default_h
+        return float(self.h)  # type: ignore[arg-type]
 
     def decisions(self) -> dict[str, Any]:
         """What the run decided, for the report (beside the options asked for)."""
-        return {"scheme": self.scheme.name, "h": self.h, "grad_scale": self.grad_scale,
+        h = self.h if self.h is not None else "from the measured noise"
+        return {"scheme": self.scheme.name, "h": h, "grad_scale": self.grad_scale,
                 "complex_rescue": self.rescue is not None,
-                "workspace": "float64 copies" if self.work.promoted else "your arrays"}
+                "workspace": "float64 copies" if self.work.promoted else "your arrays",
+                "noise": None if self.measured is None else self.measured.sigma,
+                "noise_measured": self.measured is not None and self.measured.measured,
+                "noise_evaluations": 0 if self.measured is None else self.measured.evaluations}

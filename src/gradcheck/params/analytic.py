@@ -15,6 +15,10 @@ from gradcheck.evaluate.base import loss_value
 from gradcheck.params import snapshot as snap
 from gradcheck.params import tree as trees
 
+#: Two calls of ``forward_backward`` may differ by this many ulps of an entry (plus its
+#: tensor's scale) — threaded sums — before the entry counts as changing between calls.
+UNSTABLE_ULPS = 64.0
+
 
 @dataclass(frozen=True)
 class Analytic:
@@ -160,8 +164,58 @@ def precision_notes(leaves: list[trees.Leaf], grads: list[np.ndarray], strict: b
 
 def loss_mismatch(loss_a: float, f0: float, grads: list[np.ndarray]) -> str | None:
     """A warning when the loss ``forward_backward`` returned differs from ``forward``'s."""
+    if not np.isfinite(loss_a):
+        return None  # said by nan_loss_warning
     eps = max(float(np.finfo(g.dtype).eps) for g in grads if np.issubdtype(g.dtype, np.inexact))
     if abs(loss_a - f0) > 1e3 * eps * max(abs(f0), 1e-300) + 1e-300:
         return (f"forward_backward returned the loss {loss_a!r} but forward gives {f0!r} at "
                 "the same params: do they compute the same function (same data, same mode)?")
     return None
+
+
+def unstable_entries(first: list[np.ndarray], second: list[np.ndarray]) -> list[np.ndarray]:
+    """Per leaf, a mask of analytic entries that differ between two calls of
+    ``forward_backward`` at the same params by more than rounding,
+    ``UNSTABLE_ULPS·ε(dtype)·(|g| + RMS(g))``: a backward that leaves part of an ``np.empty``
+    buffer unwritten, or accumulates into state, changes between calls."""
+    out = []
+    for g1, g2 in zip(first, second):
+        a1, a2 = (np.asarray(g).real if np.iscomplexobj(g) else np.asarray(g) for g in (g1, g2))
+        a1, a2 = a1.astype(np.float64), a2.astype(np.float64)
+        dt = g1.dtype if np.issubdtype(g1.dtype, np.inexact) else np.dtype(np.float64)
+        fin = a1[np.isfinite(a1)]
+        m = float(np.max(np.abs(fin))) if fin.size else 0.0
+        scale = m * float(np.sqrt(np.mean((fin / m) ** 2))) if m > 0 else 0.0
+        with np.errstate(invalid="ignore", over="ignore"):
+            bound = UNSTABLE_ULPS * float(np.finfo(dt).eps) * (np.abs(a1) + scale)
+            same = (np.abs(a1 - a2) <= bound) | (a1 == a2) | (np.isnan(a1) & np.isnan(a2))
+        out.append(~same)
+    return out
+
+
+def unstable_warnings(leaves: list[trees.Leaf], unstable: list[np.ndarray],
+                      first: list[np.ndarray], second: list[np.ndarray]) -> list[str]:
+    """One sentence per tensor whose analytic gradient changed between two calls."""
+    out = []
+    for leaf, mask, g1, g2 in zip(leaves, unstable, first, second):
+        pos = np.flatnonzero(mask)
+        if pos.size == 0:
+            continue
+        shown = ", ".join(leaf.element_name(int(p)) for p in pos[:5])
+        more = f" (and {pos.size - 5} more)" if pos.size > 5 else ""
+        k = int(pos[0])
+        out.append(f"The analytic gradient of '{leaf.name}' differs between two calls of "
+                   f"forward_backward at the same params at {shown}{more} (e.g. "
+                   f"{np.asarray(g1).reshape(-1)[k]!r} then {np.asarray(g2).reshape(-1)[k]!r}): "
+                   "the backward leaves memory unwritten (np.empty) or accumulates into state; "
+                   "those entries FAIL.")
+    return out
+
+
+def nan_loss_warning(loss: float | None) -> str | None:
+    """A warning when ``forward_backward`` returned a non-finite loss with its gradients."""
+    if loss is None or np.isfinite(loss):
+        return None
+    return (f"forward_backward returned the loss {loss!r} (not finite) with its gradients; "
+            "they are still checked, but a non-finite loss usually means the backward ran on "
+            "a broken forward — look at the loss it computes.")

@@ -176,11 +176,6 @@ def validate_leaves(leaves: list[Leaf]) -> None:
                 "small step; make it float64 (e.g. params['...'].astype(np.float64)) or leave "
                 "integer data out of params."
             )
-        if not a.flags.writeable:
-            raise InputError(
-                f"Parameter '{leaf.name}' is read-only, so it cannot be perturbed in place; "
-                "pass a writable array (e.g. np.array(x) instead of a broadcast or a view)."
-            )
     seen: dict[int, str] = {}
     for leaf in leaves:
         key = id(leaf.array)
@@ -190,6 +185,22 @@ def validate_leaves(leaves: list[Leaf]) -> None:
                 "tensor once (a shared weight is one parameter)."
             )
         seen[key] = leaf.name
+    refuse_overlaps(leaves)
+
+
+def refuse_overlaps(leaves: list[Leaf]) -> None:
+    """Refuse two leaves that share memory (``{"a": buf[:4], "b": buf[2:]}``): moving an entry
+    of one would move the other, and the check would compare the wrong things. Views of one
+    buffer that do not overlap are fine."""
+    for i, first in enumerate(leaves):
+        for second in leaves[i + 1:]:
+            if np.may_share_memory(first.array, second.array) and _overlap(first.array,
+                                                                           second.array):
+                raise InputError(
+                    f"Parameters '{first.name}' and '{second.name}' share memory (overlapping "
+                    "views of one buffer); pass separate arrays (np.copy) or the whole buffer "
+                    "as one parameter."
+                )
 
 
 def check_structure(params: Any, leaves: list[Leaf], who: str) -> None:
@@ -260,3 +271,11 @@ def non_finite_entries(leaves: list[Leaf]) -> list[str]:
                 break
         out += [leaf.element_name(i) for i in found]
     return out
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Exact overlap test, bounded in work; when it is too hard to decide, assume overlap."""
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**6))
+    except np.exceptions.TooHardError:
+        return True

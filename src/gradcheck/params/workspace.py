@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.errors import InputError
+from gradcheck.errors import ForwardError, InputError
 from gradcheck.evaluate.base import loss_dtype
 from gradcheck.params import snapshot as snap
 from gradcheck.params import tree as trees
@@ -33,6 +33,8 @@ class Workspace:
     #: the user's arrays, when ``arrays`` are exact promoted copies of them (an evaluator then
     #: restores moved entries from them instead of keeping copies of its own)
     originals: list[np.ndarray] | None = None
+    #: names of read-only leaves checked on a writable copy
+    copied: tuple[str, ...] = ()
 
     def leaves(self, leaves: list[trees.Leaf]) -> list[trees.Leaf]:
         """The user's leaves re-pointed at the workspace's arrays."""
@@ -40,8 +42,23 @@ class Workspace:
 
 
 def user_workspace(params: Any, leaves: list[trees.Leaf]) -> Workspace:
-    """The user's own arrays, perturbed in place."""
-    return Workspace(params, [leaf.array for leaf in leaves])
+    """The user's own arrays, perturbed in place — except read-only ones (``mmap_mode="r"``,
+    ``writeable=False``, numpy views of JAX arrays), which get a writable copy."""
+    ro = [not leaf.array.flags.writeable for leaf in leaves]
+    if not any(ro):
+        return Workspace(params, [leaf.array for leaf in leaves])
+    arrays = [np.array(leaf.array) if r else leaf.array for leaf, r in zip(leaves, ro)]
+    return Workspace(trees.replace_leaves(params, arrays), arrays,
+                     copied=tuple(leaf.name for leaf, r in zip(leaves, ro) if r))
+
+
+def readonly_note(work: Workspace) -> str | None:
+    """Say which read-only params were checked on a copy."""
+    if not work.copied:
+        return None
+    return (f"params {', '.join(work.copied)} are read-only: they were checked on a writable "
+            "copy; your arrays are untouched (a forward that reads the arrays themselves, not "
+            "its argument, would not see the moves).")
 
 
 def promoted_workspace(params: Any, leaves: list[trees.Leaf], dtype: Any) -> Workspace:
@@ -77,19 +94,89 @@ def choose_workspace(forward: Callable[[Any], Any], params: Any, leaves: list[tr
                       "in their precision, so the tolerance is looser and some entries may be "
                       "inconclusive."), 0
     work = promoted_workspace(params, leaves, np.float64)
-    if reset is not None:
-        reset()
     try:
-        dt = loss_dtype(forward(work.tree))
+        value = _call(forward, work.tree, reset)
+        dt, f_work = loss_dtype(value), float(np.real(np.asarray(value, dtype=np.complex128)))
     except Exception:
-        dt = None
+        return user, (f"params {names} are low precision and the forward does not accept "
+                      "float64 copies, so the numerics ran in low precision; some entries "
+                      "may be inconclusive."), 1
+    reads, spent = _reads_argument(forward, work, leaves, f_work, reset)
+    if reads is False:
+        return user, (f"params {names} are low precision, but the forward does not read the "
+                      "params it is given (moving a float64 copy left the loss unchanged, "
+                      "moving your array changed it): the numerics perturbed your own arrays "
+                      "in place, in their precision, and restored them bit for bit."), 1 + spent
     if dt == np.float64:
         return work, (f"params {names} are low precision: the numerical gradient was computed "
                       "in float64 (promote=False turns this off), and the tolerance follows "
-                      "the analytic gradient's dtype."), 1
-    return user, (f"params {names} are low precision and the forward does not compute in "
-                  "float64, so the numerics ran in low precision; some entries may be "
-                  "inconclusive."), 1
+                      "the analytic gradient's dtype."), 1 + spent
+    return work, (f"params {names} are low precision and the forward does not compute in "
+                  f"float64 (it returns {dt}): the numerics moved float64 copies, and the "
+                  "loss's measured noise sets the steps and error bars."), 1 + spent
+
+
+def _call(forward: Callable[[Any], Any], tree: Any, reset: Callable[[], None] | None) -> Any:
+    if reset is not None:
+        reset()
+    return forward(tree)
+
+
+def _raised(exc: Exception, leaf: trees.Leaf, k: int, value: float) -> ForwardError:
+    return ForwardError(f"forward raised {type(exc).__name__}: {exc} when "
+                        f"{leaf.element_name(k)} was moved to {float(value)!r}; fix the forward "
+                        "(or leave that parameter out of params) and check again.")
+
+
+def _reads_argument(forward: Callable[[Any], Any], work: Workspace, leaves: list[trees.Leaf],
+                    f_work: float, reset: Callable[[], None] | None) -> tuple[bool | None, int]:
+    """Does the forward read the (promoted) params it is given, or the user's own arrays?
+
+    Moves one entry of the largest low-precision leaf in the copy: a loss that changes reads
+    the argument (True). If it does not, the same move in the user's array (restored exactly)
+    tells whether the forward reads the user's arrays instead (False) or ignores that entry
+    (None). Returns the answer and the evaluations spent (1 or 2).
+    """
+    low = [i for i, leaf in enumerate(leaves) if leaf.array.dtype in (np.float32, np.float16)
+           and leaf.size]
+    if not low:
+        return None, 0
+    j = max(low, key=lambda i: leaves[i].size)
+    copy, mine = work.arrays[j].reshape(-1), leaves[j].array.reshape(-1)
+    k = int(np.argmax(np.abs(copy)))
+    old = copy[k]
+    new = old + max(abs(float(old)), 1.0) * 2.0**-6
+    copy[k] = new
+    try:
+        moved = float(np.real(np.asarray(_call(forward, work.tree, reset), dtype=np.complex128)))
+    except Exception as exc:
+        raise _raised(exc, leaves[j], k, new) from exc
+    finally:
+        written = copy[k] != new
+        copy[k] = old
+    if written:
+        raise InputError(f"forward modified the parameter '{leaves[j].name}' in place (a moved "
+                         "entry came back changed); it must not change params (compute into "
+                         "new arrays) — it has been restored.")
+    if moved != f_work:
+        return True, 1
+    if not leaves[j].array.flags.writeable or not np.shares_memory(mine, leaves[j].array):
+        return None, 1
+    saved = mine[k].copy()
+    mine[k] = new
+    try:
+        changed = float(np.real(np.asarray(_call(forward, work.tree, reset),
+                                           dtype=np.complex128)))
+    except Exception as exc:
+        raise _raised(exc, leaves[j], k, new) from exc
+    finally:
+        written = mine[k] != np.asarray(new).astype(mine.dtype)
+        mine[k] = saved
+    if written:
+        raise InputError(f"forward modified the parameter '{leaves[j].name}' in place (a moved "
+                         "entry came back changed); it must not change params (compute into "
+                         "new arrays) — it has been restored.")
+    return (False if changed != f_work else None), 2
 
 
 class ParamsGuard:

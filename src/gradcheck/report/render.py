@@ -54,7 +54,8 @@ def render_report(report: Report, worst: int = 5) -> str:
     if d.get("scheme", method) != method:
         method = f"{method} (used {d['scheme']})"
     out.append(f"  method {method}, h={d.get('h', o.get('h'))}, tol={o.get('tol')}, "
-               f"{o.get('measure')} error (Z={o.get('denominator')}, floor {o.get('floor')})")
+               f"{o.get('measure')} error (Z={o.get('denominator')}, "
+               f"floor {o.get('floor') or 'the gradient scale'})")
     out.append("")
     measure = "rel err" if o.get("measure", "relative") == "relative" else "abs err"
     rows = [["tensor", "shape", "checked", "failed", "kinks", "inconcl.", f"max {measure}",
@@ -74,6 +75,10 @@ def render_report(report: Report, worst: int = 5) -> str:
             rows.append([e.name, fmt(e.analytic), fmt(e.numeric), fmt(e.error),
                          fmt(e.error_bar), e.status, e.note])
         out += table(rows, right={1, 2, 3, 4})
+    if report.significant:
+        out.append("")
+        out.append("Small but significant discrepancies (reported; strict=True fails them):")
+        out += [f"  {s.sentence}" for s in report.significant]
     diagnoses = [(t.name, t.diagnosis) for t in report.tensors if t.diagnosis]
     if diagnoses:
         out.append("")

@@ -66,6 +66,9 @@ class TensorReport:
     likely_bug: Any = None
     #: gradcheck.modes.directional.DirectionalResult in mode="directional", else None.
     directional: Any = None
+    #: gradcheck.judge.significance.Significant when the tensor passed with a small but
+    #: significant discrepancy (below the tolerance, many error bars above the numerics).
+    significant: Any = None
 
     @property
     def size(self) -> int:
@@ -159,6 +162,12 @@ class Report:
     def passed(self) -> bool:
         return self.status == "pass"
 
+    @property
+    def significant(self) -> list[Any]:
+        """Tensors reported for a small but significant discrepancy (each a
+        :class:`gradcheck.judge.significance.Significant`; ``strict=True`` fails them)."""
+        return [t.significant for t in self.tensors if t.significant is not None]
+
     def __bool__(self) -> bool:
         return self.passed
 
@@ -219,7 +228,8 @@ class Report:
         ``entries`` (the same fields for every FAIL and inconclusive entry, worst first; with
         ``entries="all"`` for every checked entry), ``options`` (as asked for), ``decisions``
         (what the run decided), ``evaluations``, ``wall_time`` (seconds), ``warnings``,
-        ``notes``.
+        ``notes``, ``significant`` (tensors with a small but significant discrepancy: tensor,
+        relative, sigmas, confirmed, scale, cause).
         Non-finite numbers are written as the strings "nan", "inf", "-inf".
         """
         return {
@@ -231,6 +241,7 @@ class Report:
             "decisions": {k: _jsonable(v) for k, v in self.decisions.items()},
             "evaluations": self.evaluations, "wall_time": self.wall_time,
             "warnings": list(self.warnings), "notes": list(self.notes),
+            "significant": [s.to_dict() for s in self.significant],
         }
 
     def _listed(self, entries: str) -> list[EntryResult]:

@@ -1,0 +1,480 @@
+"""A central-difference estimator whose error model is validated, entry by entry (issue #10).
+
+A central difference ``D(s) = (f(x+s) - f(x-s)) / 2s`` carries rounding ``~σ/s`` (``σ``: the
+loss's measured noise, :mod:`gradcheck.estimate.ecnoise`) and truncation ``f'''s²/6`` — but
+only where ``f`` is smooth on ``[x-s, x+s]``. A ReLU, a max or a hinge inside the step breaks
+that model, and an estimate at such a step is no evidence at all. So an estimate counts only
+when its step is shown to be in the asymptotic regime:
+
+* **the one-sided slopes** ``r(s) = (f(x+s) - f(x))/s`` and ``l(s) = (f(x) - f(x-s))/s``
+  differ by the *gap* ``r - l = f''·s + O(s³)`` on a smooth function, which shrinks in
+  proportion to ``s``; across a kink of jump ``J`` at distance ``d < s`` it is
+  ``≈ J·(1 - d/s)``, which does not. Two steps ``B = ρ·b`` (``ρ = 4``) form a **valid pair**
+  when ``|ρ·gap(b) - gap(B)|`` is within the gaps' rounding (and a tenth of ``|gap(B)|`` for
+  the higher-order terms);
+* at a valid pair, Richardson's estimate of the truncation error is
+  ``T(b) = |D(B) - D(b)| / (ρ² - 1)``, ``T(B) = ρ²·T(b)`` (the scheme's order 2), and
+  ``E = D(b) + (D(b) - D(B))/(ρ² - 1)`` removes the ``s²`` term; its own error is measured
+  from the previous pair's ``E`` (Ridders' tableau; Press et al., *Numerical Recipes* §5.7;
+  numdifftools' step ratios; scipy.differentiate's per-element error estimate and status).
+
+Verdicts, with ``A = tol·Z`` the tolerance in absolute units (see
+:func:`gradcheck.judge.verdict.allowance`) and ``bar`` an estimate's error bar:
+
+* **pass** when ``|a - n| + bar ≤ A`` at a valid pair (``bar``: the numerical error bar; the
+  analytic value's own rounding is what the tolerance ``max(tol, √ε)`` already allows for) —
+  or at a single step whose one-sided slopes show no jump larger than the derivative (two
+  independent computations that agree within the tolerance are not a coincidence; at a kink,
+  the central difference averages two slopes and agrees with the analytic value only at the
+  midpoint subgradient);
+* **FAIL** when ``|a - D| > max(A, K_FAIL·bar)`` at *both* steps of a valid pair whose
+  estimates also converge at the scheme's order: ``D(B) - D(b)`` is within rounding, or it is
+  ``ρ²`` times the previous pair's difference (a kink inside both steps makes ``D`` drift like
+  ``1/s`` and fails this) — never at a step that was not validated. The bar of a FAIL also
+  holds what a kink too small for the gap test could do, ``(|gap| + its rounding)/2``;
+* **kink** when the gap keeps its size while the step shrinks down to the noise: ``x`` sits on
+  a kink, and the analytic value is accepted if it lies between the one-sided slopes (a valid
+  subgradient), else FAIL;
+* otherwise **inconclusive**, with what would decide it.
+
+The ladder starts at ``h0``; an entry that does not pass there walks down (``h/4`` …: kinks
+and truncation) or up (``4h`` …: rounding), one level at a time, and stops as soon as it is
+decided. A correct smooth model pays nothing beyond the first step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcheck.errors import ForwardError
+from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, KINK, PASS
+
+#: Rounding bar of a central difference: ``K_ROUND·σ/s`` (its standard deviation is
+#: ``σ/(√2·s)``, so this is about 3 standard deviations; a FAIL needs ``K_FAIL`` of them).
+K_ROUND = 2.0
+#: Rounding bar of the gap ``r - l`` (standard deviation ``√6·σ/s``).
+K_GAP = 2.0 * np.sqrt(6.0)
+#: Safety factor on Richardson's truncation estimate.
+SAFETY = 3.0
+#: A FAIL needs a discrepancy of more than this many error bars (and the tolerance).
+K_FAIL = 3.0
+#: Step ratio between levels.
+RATIO = 4.0
+#: Levels below and above ``h0``, and in all.
+MAX_DOWN, MAX_UP, MAX_LEVELS = 9, 5, 11
+#: Relative slack on the gap's proportionality (higher-order terms, ``f''''s³``).
+SMOOTH_SLACK = 0.1
+#: A FAIL needs the loss to move by at least this many noise units across the larger step of
+#: its pair, ``2·s·max(|a|, |D|) ≥ MIN_SIGNAL·σ``: a forward computing in low precision rounds away
+#: per-sample changes below its ulp, a bias no white-noise error bar describes.
+MIN_SIGNAL = 1e3
+#: Slack of the order test, relative to the larger difference (ratios 8 … 32 for ρ² = 16).
+ORDER_SLACK = 0.5
+#: A gap "keeps its size" (a kink) when it shrinks by less than this factor per level.
+KINK_KEEP = 0.5
+
+
+Evaluate = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Allowance = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Level:
+    """Central difference and one-sided slopes at one step, for a chunk of entries.
+
+    ``step`` is the half-span actually taken in the working dtype; ``finite`` marks entries
+    whose step is representable and whose losses are finite.
+    """
+
+    step: np.ndarray
+    central: np.ndarray
+    right: np.ndarray
+    left: np.ndarray
+    rounding: np.ndarray
+    gap_bar: np.ndarray
+    finite: np.ndarray
+
+    @property
+    def gap(self) -> np.ndarray:
+        return self.right - self.left
+
+    def take(self, pos: np.ndarray) -> Level:
+        return Level(*(getattr(self, f)[pos] for f in FIELDS))
+
+
+FIELDS = ("step", "central", "right", "left", "rounding", "gap_bar", "finite")
+
+
+def where(mask: np.ndarray, a: Level, b: Level) -> Level:
+    """Entry-wise ``a if mask else b``."""
+    return Level(*(np.where(mask, getattr(a, f), getattr(b, f)) for f in FIELDS))
+
+
+def put(dest: Level, pos: np.ndarray, src: Level) -> None:
+    """``dest[pos] = src`` for every field (in place)."""
+    for f in FIELDS:
+        getattr(dest, f)[pos] = getattr(src, f)
+
+
+def measure_level(evaluate: Evaluate, x: np.ndarray, steps: np.ndarray, f0: float,
+                  sigma: float, dtype: np.dtype, tolerate_errors: bool = True) -> Level:
+    """Evaluate ``f(x ± s)`` (rounded to ``dtype``) and return the :class:`Level`.
+
+    ``D = (f₊ - f₋)/(x₊ - x₋)``, ``r = (f₊ - f0)/(x₊ - x)``, ``l = (f0 - f₋)/(x - x₋)``: the
+    divisors are the steps actually taken (Press et al., *Numerical Recipes* §5.7). Rounding
+    bars: ``K_ROUND·σ/s`` and ``K_GAP·σ/s``. A forward that raises at these points (outside
+    its domain) leaves the entries not finite when ``tolerate_errors``.
+    """
+    xf = np.asarray(x, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        plus = (xf + steps).astype(dtype)
+        minus = (xf - steps).astype(dtype)
+        hp = plus.astype(np.float64) - xf
+        hm = xf - minus.astype(np.float64)
+    ok = np.isfinite(hp) & np.isfinite(hm) & (hp > 0) & (hm > 0)
+    n = xf.size
+    central, right, left = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    if ok.any():
+        try:
+            f = np.real(evaluate(ok, np.stack([plus[ok], minus[ok]], axis=1)))
+        except ForwardError:
+            if not tolerate_errors:
+                raise
+            ok = np.zeros(n, bool)
+            f = np.zeros((0, 2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            central[ok] = (f[:, 0] - f[:, 1]) / (hp[ok] + hm[ok])
+            right[ok] = (f[:, 0] - f0) / hp[ok]
+            left[ok] = (f0 - f[:, 1]) / hm[ok]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(ok, (hp + hm) / 2, steps)
+        rounding = np.where(ok, K_ROUND * sigma / step, np.inf)
+        gap_bar = np.where(ok, K_GAP * sigma / np.minimum(np.where(ok, hp, 1), np.where(ok, hm, 1)),
+                           np.inf)
+    finite = ok & np.isfinite(central) & np.isfinite(right) & np.isfinite(left)
+    return Level(step, central, right, left, rounding, gap_bar, finite)
+
+
+def single_step_pass(a: np.ndarray, lv: Level, allow: Allowance) -> np.ndarray:
+    """Entries that pass at one step: ``|a - D| + R ≤ A``, and one-sided slopes without a
+    jump larger than the derivative itself (``|r - l| ≤ 2·max(|a|, |D|) + 2A + gap
+    rounding``; a smooth function's gap ``f''·h`` is far below that, a kink's is not)."""
+    with np.errstate(invalid="ignore"):
+        A = allow(a, lv.central)
+        jump = 2 * np.maximum(np.abs(a), np.abs(lv.central)) + 2 * A + lv.gap_bar
+        return (lv.finite & (np.abs(a - lv.central) + lv.rounding <= A)
+                & (np.abs(lv.gap) <= jump))
+
+
+@dataclass
+class Outcome:
+    """Per-entry results of :func:`decide` (aligned with its input arrays)."""
+
+    status: np.ndarray
+    numeric: np.ndarray
+    error_bar: np.ndarray
+    step: np.ndarray
+    note: np.ndarray
+    validated: np.ndarray      # decided at a valid pair (not only by agreement at one step)
+    evaluations: int = 0
+
+
+@dataclass
+class _Pair:
+    smooth: np.ndarray
+    d_small: np.ndarray
+    bar_small: np.ndarray
+    d_big: np.ndarray
+    bar_big: np.ndarray
+    best: np.ndarray
+    best_bar: np.ndarray
+    best_rounding: np.ndarray
+    best_step: np.ndarray
+    extrapolated: np.ndarray
+    extrapolated_rounding: np.ndarray
+    kink_small: np.ndarray       # what a kink the gap test cannot see could do to D
+    kink_big: np.ndarray
+    truncation_bound: np.ndarray  # |D(B) - D(b)| is clearly more than rounding
+
+
+def analyse_pair(big: Level, small: Level) -> _Pair:
+    """Validity, Richardson truncation estimates and the better of the pair's two estimates;
+    also the extrapolation ``E`` and its rounding (its truncation needs a second pair, see
+    :func:`chain`)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        rho = big.step / small.step
+        both = big.finite & small.finite
+        smooth = both & (np.abs(rho * small.gap - big.gap)
+                         <= rho * small.gap_bar + big.gap_bar + SMOOTH_SLACK * np.abs(big.gap))
+        r2 = rho**2 - 1.0
+        noise = big.rounding + small.rounding
+        excess = np.maximum(np.abs(big.central - small.central) - noise, 0.0)
+        # truncation of D(b): the part of |D(B) - D(b)| that rounding cannot explain (with the
+        # safety factor) plus what rounding could hide, over ρ² - 1; D(B)'s is ρ² times that
+        t_small = (SAFETY * excess + noise) / r2
+        t_big = (rho**2) * t_small
+        e = small.central + (small.central - big.central) / r2
+        r_e = (rho**2 * small.rounding + big.rounding) / r2
+        bar_s = small.rounding + t_small
+        bar_b = big.rounding + t_big
+        kink_s = (np.abs(small.gap) + small.gap_bar) / 2
+        kink_b = (np.abs(big.gap) + big.gap_bar) / 2
+        truncation_bound = excess > noise
+        cands = np.stack([bar_s, bar_b])
+        cands = np.where(np.isfinite(cands), cands, np.inf)
+        k = np.argmin(cands, axis=0)
+        vals = np.stack([small.central, big.central])
+        rnd = np.stack([small.rounding, big.rounding])
+        stp = np.stack([small.step, big.step])
+        idx = np.arange(k.size)
+        return _Pair(smooth, small.central, bar_s, big.central, bar_b, vals[k, idx],
+                     cands[k, idx], rnd[k, idx], stp[k, idx], e, r_e, kink_s, kink_b,
+                     truncation_bound)
+
+
+def chain(e_small: np.ndarray, r_small: np.ndarray, e_big: np.ndarray, r_big: np.ndarray,
+          rho: np.ndarray) -> np.ndarray:
+    """Error bar of the extrapolation ``E_small`` from two consecutive valid pairs.
+
+    ``E`` has truncation ``O(s⁴)``, so ``T(E_big) ≈ ρ⁴·T(E_small)`` and
+    ``|E_big - E_small| ≤ T(E_big) + R_big + R_small`` give
+    ``T(E_small) ≤ (|E_big - E_small| + R_big + R_small)/(ρ⁴ - 1)`` (the second column of
+    Ridders' tableau; Press et al., *Numerical Recipes* §5.7)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return r_small + SAFETY * (np.abs(e_big - e_small) + r_big + r_small) / (rho**4 - 1.0)
+
+
+def decide(evaluate: Evaluate, x: np.ndarray, analytic: np.ndarray, first: Level,
+           f0: float, sigma: float, dtype: np.dtype, allow: Allowance,
+           analytic_bar: np.ndarray, cap: np.ndarray | None = None) -> Outcome:
+    """Walk the ladder for entries that did not pass at the first step (see module docstring).
+
+    ``first`` is the :class:`Level` at ``h0`` for these entries; ``allow(a, n)`` gives the
+    tolerance in absolute units; ``analytic_bar`` the rounding of the analytic values;
+    ``cap`` the largest step allowed per entry (a step far beyond the parameter's own scale
+    crosses every kink of a ReLU layer at once, and its one-sided slopes can no longer tell).
+    """
+    n = x.size
+    a = np.asarray(analytic, dtype=np.float64)
+    status = np.full(n, INCONCLUSIVE, np.int8)
+    numeric = first.central.copy()
+    bar = first.rounding + analytic_bar
+    step = first.step.copy()
+    note = np.full(n, "", dtype=object)
+    validated = np.zeros(n, bool)
+    spent = 0
+    lo = first.take(np.arange(n))
+    hi = first.take(np.arange(n))
+    lo_prev = first.take(np.arange(n))      # the level above ``lo`` (for the kink test)
+    # the deepest down-pair whose two gaps are both clearly above their rounding and of about
+    # the same size (a jump that does not shrink): the kink test runs there — deep, so that
+    # no other kink is inside the step, yet before the noise swallows the gap
+    k_lo, k_prev = first.take(np.arange(n)), first.take(np.arange(n))
+    e_lo, e_hi = np.full(n, np.nan), np.full(n, np.nan)
+    re_lo, re_hi = np.full(n, np.inf), np.full(n, np.inf)
+    # the last pair's difference D(B) - D(b) and its rounding, per end (the order test)
+    dd_lo, dd_hi = np.full(n, np.nan), np.full(n, np.nan)
+    dn_lo, dn_hi = np.full(n, np.nan), np.full(n, np.nan)
+    downs, ups = np.zeros(n, int), np.zeros(n, int)
+    seen_valid = np.zeros(n, bool)
+    why = np.full(n, "", dtype=object)
+    pending = np.isfinite(a)
+    status[~np.isfinite(a)] = FAIL
+    note[~np.isfinite(a)] = "the analytic gradient is not finite"
+    # first direction: a disagreement beyond the noise suggests a kink or truncation (down);
+    # one within the noise asks for a larger step (up); a non-finite first step goes down.
+    with np.errstate(invalid="ignore"):
+        direction = np.where(first.finite & (np.abs(a - first.central) <= 2 * first.rounding),
+                             1, -1)
+        if cap is not None:
+            # hopeless from the start: the noise would swamp the tolerance even at the largest
+            # step allowed, and the disagreement is what that noise explains — no walk
+            A0 = allow(a, first.central)
+            at_cap = K_ROUND * sigma / np.maximum(cap, first.step)
+            hopeless = (first.finite & (at_cap > A0)
+                        & (np.abs(a - first.central) <= 2 * first.rounding + A0))
+            pending &= ~hopeless
+            why[hopeless] = "noise"
+    for _ in range(MAX_LEVELS):
+        # block exhausted directions, flip once, stop when both are blocked
+        up_ok = (ups < MAX_UP) & np.isfinite(hi.step)
+        if cap is not None:
+            up_ok &= hi.step * RATIO <= cap
+        down_ok = downs < MAX_DOWN
+        direction = np.where((direction > 0) & ~up_ok, -1, direction)
+        direction = np.where((direction < 0) & ~down_ok, np.where(up_ok, 1, 0), direction)
+        pending &= direction != 0
+        pos = np.flatnonzero(pending)
+        if pos.size == 0:
+            break
+        down = direction[pos] < 0
+        new_step = np.where(down, lo.step[pos] / RATIO, hi.step[pos] * RATIO)
+        lv = measure_level(lambda m, pts, pos=pos: evaluate(_mask(n, pos[m]), pts), x[pos],
+                           new_step, f0, sigma, dtype)
+        spent += 2 * int(np.count_nonzero(np.isfinite(new_step)))
+        old_lo, old_hi = lo.take(pos), hi.take(pos)
+        big = where(down, old_lo, lv)
+        small = where(down, lv, old_hi)
+        pair = analyse_pair(big, small)
+        # two consecutive valid pairs: the extrapolation of the smaller one, with a bar
+        prev_e = np.where(down, e_lo[pos], e_hi[pos])
+        prev_r = np.where(down, re_lo[pos], re_hi[pos])
+        e_s = np.where(down, pair.extrapolated, prev_e)
+        r_s = np.where(down, pair.extrapolated_rounding, prev_r)
+        e_b = np.where(down, prev_e, pair.extrapolated)
+        r_b = np.where(down, prev_r, pair.extrapolated_rounding)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c_bar = chain(e_s, r_s, e_b, r_b, big.step / small.step)
+            use = pair.smooth & np.isfinite(prev_e) & np.isfinite(c_bar) & (c_bar < pair.best_bar)
+        pair.best = np.where(use, e_s, pair.best)
+        pair.best_bar = np.where(use, c_bar, pair.best_bar)
+        pair.best_rounding = np.where(use, r_s, pair.best_rounding)
+        pair.best_step = np.where(use, np.where(down, small.step, old_hi.step), pair.best_step)
+        # the order test: consecutive differences must scale like ρ² (order 2); a pair whose
+        # difference is within rounding has nothing to test and passes it
+        diff = big.central - small.central
+        dnoise = big.rounding + small.rounding
+        p_d = np.where(down, dd_lo[pos], dd_hi[pos])
+        p_n = np.where(down, dn_lo[pos], dn_hi[pos])
+        d_big = np.where(down, p_d, diff)
+        n_big = np.where(down, p_n, dnoise)
+        d_small = np.where(down, diff, p_d)
+        n_small = np.where(down, dnoise, p_n)
+        r2 = (big.step / small.step) ** 2
+        with np.errstate(invalid="ignore"):
+            ordered = (np.abs(diff) <= dnoise) | (
+                np.isfinite(p_d) & (np.abs(d_big - r2 * d_small)
+                                    <= n_big + r2 * n_small + ORDER_SLACK * np.abs(d_big)))
+        ordered &= pair.smooth
+        ap = a[pos]
+        abar = analytic_bar[pos]
+        A_best = allow(ap, pair.best)
+        with np.errstate(invalid="ignore"):
+            err_best = np.abs(ap - pair.best)
+            ok_pass = pair.smooth & (err_best + pair.best_bar <= A_best)
+            # a FAIL must also survive whatever a kink too small for the gap test could do
+            fail_s = np.abs(ap - pair.d_small) > np.maximum(
+                allow(ap, pair.d_small), K_FAIL * (pair.bar_small + pair.kink_small) + abar)
+            fail_b = np.abs(ap - pair.d_big) > np.maximum(
+                allow(ap, pair.d_big), K_FAIL * (pair.bar_big + pair.kink_big) + abar)
+            signal = 2 * big.step * np.maximum(np.abs(ap), np.abs(pair.d_big))
+            ok_fail = ordered & fail_s & fail_b & (signal >= MIN_SIGNAL * sigma)
+        single = ~ok_pass & ~ok_fail & single_step_pass(ap, lv, allow)
+        # bookkeeping of the ends of the ladder
+        dpos, upos = pos[down], pos[~down]
+        put(lo_prev, dpos, old_lo.take(np.flatnonzero(down)))
+        with np.errstate(invalid="ignore"):
+            seen = (down & lv.finite & old_lo.finite
+                    & (np.abs(lv.gap) > 2 * lv.gap_bar) & (np.abs(old_lo.gap) > 2 * old_lo.gap_bar)
+                    & (np.abs(lv.gap) >= KINK_KEEP * np.abs(old_lo.gap)))
+        put(k_lo, pos[seen], lv.take(np.flatnonzero(seen)))
+        put(k_prev, pos[seen], old_lo.take(np.flatnonzero(seen)))
+        put(lo, dpos, lv.take(np.flatnonzero(down)))
+        put(hi, upos, lv.take(np.flatnonzero(~down)))
+        e_lo[dpos] = np.where(pair.smooth[down], pair.extrapolated[down], np.nan)
+        e_hi[upos] = np.where(pair.smooth[~down], pair.extrapolated[~down], np.nan)
+        re_lo[dpos] = pair.extrapolated_rounding[down]
+        re_hi[upos] = pair.extrapolated_rounding[~down]
+        dd_lo[dpos], dn_lo[dpos] = diff[down], dnoise[down]
+        dd_hi[upos], dn_hi[upos] = diff[~down], dnoise[~down]
+        downs[dpos] += 1
+        ups[upos] += 1
+        seen_valid[pos] |= pair.smooth
+        for k in np.flatnonzero(ok_pass | ok_fail | single):
+            i = pos[k]
+            pending[i] = False
+            validated[i] = not single[k]
+            if single[k]:
+                status[i], numeric[i], bar[i], step[i] = (PASS, lv.central[k], lv.rounding[k]
+                                                          + abar[k], lv.step[k])
+                note[i] = f"agrees at step {lv.step[k]:.1e}"
+                continue
+            status[i] = PASS if ok_pass[k] else FAIL
+            numeric[i], bar[i], step[i] = pair.best[k], pair.best_bar[k] + abar[k], \
+                pair.best_step[k]
+            s1, s2 = small.step[k], big.step[k]
+            note[i] = (f"agrees at step {pair.best_step[k]:.1e}" if ok_pass[k] else
+                       f"disagrees at steps {s1:.1e} and {s2:.1e}, where the estimate is "
+                       "validated (smooth there: the one-sided slopes converge at first order "
+                       "and the estimates at second order)")
+        # next direction for the undecided
+        und = pending[pos]
+        rounding_bound = ~pair.truncation_bound
+        nxt = np.where(pair.smooth, np.where(rounding_bound, 1, -1), -1)
+        # further down is useless once the noise at the smallest step swamps everything
+        with np.errstate(invalid="ignore"):
+            hopeless = down & lv.finite & (lv.rounding > 4 * np.maximum(
+                np.abs(ap - lv.central), allow(ap, lv.central))) & ~pair.smooth
+        downs[pos[hopeless]] = MAX_DOWN
+        why[pos[und & pair.smooth & rounding_bound]] = "noise"
+        why[pos[und & pair.smooth & ~rounding_bound]] = "truncation"
+        why[pos[und & ~pair.smooth & (why[pos] == "")]] = "kinks"
+        direction[pos] = np.where(und, nxt, 0)
+        # keep the best estimate seen so far for the report
+        better = und & pair.smooth & (pair.best_bar + abar < bar[pos])
+        numeric[pos[better]] = pair.best[better]
+        bar[pos[better]] = pair.best_bar[better] + abar[better]
+        step[pos[better]] = pair.best_step[better]
+    undecided = np.flatnonzero((status == INCONCLUSIVE) & np.isfinite(a))
+    _kinks(undecided, a, k_lo, k_prev, allow, analytic_bar, sigma, status, numeric, bar, step,
+           note)
+    left = (status == INCONCLUSIVE) & np.isfinite(a)
+    for i in np.flatnonzero(left):
+        note[i] = _remedy(why[i] or ("kinks" if not seen_valid[i] else "noise"))
+    return Outcome(status, numeric, bar, step, note, validated, spent)
+
+
+def _mask(n: int, idx: np.ndarray) -> np.ndarray:
+    m = np.zeros(n, bool)
+    m[idx] = True
+    return m
+
+
+def _kinks(cand: np.ndarray, a, lo: Level, lo_prev: Level, allow: Allowance,
+           analytic_bar, sigma, status, numeric, bar, step, note) -> None:
+    """Undecided entries whose gap keeps its size down to the smallest step sit on a kink:
+    accept the analytic value if it lies between the one-sided slopes, else FAIL."""
+    if cand.size == 0:
+        return
+    g, gp = lo.gap[cand], lo_prev.gap[cand]
+    with np.errstate(invalid="ignore"):
+        kinked = (lo.finite[cand] & lo_prev.finite[cand] & (np.abs(g) > 2 * lo.gap_bar[cand])
+                  & (np.abs(g) >= KINK_KEEP * np.abs(gp)) & (lo.step[cand] < lo_prev.step[cand]))
+    for k in np.flatnonzero(kinked):
+        i = cand[k]
+        resolved = 2 * lo.step[i] * max(abs(a[i]), abs(lo.central[i])) >= MIN_SIGNAL * sigma
+        side = 2 * K_ROUND * np.sqrt(2.0) * sigma / lo.step[i]   # ~4 std of a slope
+        lo_s, hi_s = sorted((lo.left[i], lo.right[i]))
+        lo_p, hi_p = sorted((lo_prev.left[i], lo_prev.right[i]))
+        margin = allow(a[i:i + 1], np.array([lo.central[i]]))[0] + side + analytic_bar[i]
+        inside = lo_s - margin <= a[i] <= hi_s + margin
+        inside_prev = lo_p - margin <= a[i] <= hi_p + margin
+        numeric[i], step[i] = lo.central[i], lo.step[i]
+        if inside:
+            status[i] = KINK
+            bar[i] = lo.rounding[i] + analytic_bar[i] + 0.5 * (hi_s - lo_s)
+            note[i] = (f"kink: one-sided slopes [{lo_s:.4g}, {hi_s:.4g}] at step "
+                       f"{lo.step[i]:.0e} (the jump does not shrink with the step); the "
+                       "analytic value is a valid subgradient")
+        elif not inside_prev and resolved:
+            status[i] = FAIL
+            bar[i] = lo.rounding[i] + analytic_bar[i]
+            note[i] = (f"at a kink (the one-sided slopes keep a jump as the step shrinks), but "
+                       f"the analytic value lies outside them: [{lo_s:.4g}, {hi_s:.4g}] at "
+                       f"step {lo.step[i]:.0e}: not a subgradient")
+
+
+def _remedy(why: str) -> str:
+    if why == "noise":
+        return ("the loss's measured noise swamps the difference at every valid step; "
+                "method='complex' (if the forward is complex-analytic), a larger h, a float64 "
+                "forward, or a loss without its large constant part would decide it")
+    if why == "truncation":
+        return ("the difference is within the estimated truncation error at every valid "
+                "step; method='complex' or a smaller h would decide it")
+    return ("no step tried was in the smooth regime (kinks inside every step, down to the "
+            "loss's noise); method='complex' or a float64 loss with less noise would decide it")

@@ -1,0 +1,342 @@
+"""The validated central-difference engine of elementwise mode (issue #10).
+
+Per check: the loss's noise ``σ`` is measured once (:mod:`gradcheck.estimate.ecnoise`), every
+checked entry is estimated at a first step ``h0 = H_FACTOR·(σ/|f0|)^(1/3)·max(|θ|, 1)`` (the
+step that balances rounding ``σ/h`` against truncation ``|f'''|h²/6`` when ``|f'''| ~ |f|``;
+Gill, Murray & Wright, *Practical Optimization* §8.6), the model's gradient scale ``S`` is
+taken from those estimates and the analytic gradient, and each tensor's entries are judged by
+:mod:`gradcheck.judge.ladder`: a pass at ``h0`` costs two evaluations, anything else walks a
+ladder of validated steps. Passed tensors are then screened for small but significant
+discrepancies (:mod:`gradcheck.judge.significance`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcheck.estimate import ecnoise
+from gradcheck.estimate.schemes import Scheme
+from gradcheck.judge import ladder, metrics, significance
+from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
+from gradcheck.judge.verdict import FAIL, PASS
+from gradcheck.modes.run import Run
+from gradcheck.options import Plan
+from gradcheck.report.results import TensorReport
+
+#: ``h0 = H_FACTOR·(σ/|f0|)^(1/3)·max(|θ|, 1)``: about 1e-5 for a float64 loss.
+H_FACTOR = 2.0
+#: Entries larger than this in magnitude get a note that their step is relative to ``|θ|``.
+LARGE = 1e4
+#: An absolute step that fails (non-finite loss, unrepresentable) is replaced by a relative
+#: one when it is larger than this fraction of ``|θ|``.
+MEANINGLESS = 1e-2
+#: Steps never grow beyond this multiple of the parameter's own scale (``max(|θ_i|, RMS of
+#: the tensor's values)``).
+UP_CAP = 0.5
+#: Entry note of an entry moved by the relative fallback.
+RELATIVE_NOTE = "step relative to |θ|"
+#: Would-be failures re-examined per tensor before the rest are left as FAIL, and how many of
+#: them must confirm (a wholly wrong 10⁵-entry tensor should not double the cost).
+MAX_REEXAMINE, CONFIRMED = 64, 16
+
+
+@dataclass
+class Chunk:
+    """One tensor's checked entries and what the first step said about them."""
+
+    leaf: int
+    name: str
+    idx: np.ndarray
+    x: np.ndarray
+    a: np.ndarray
+    analytic_bar: np.ndarray
+    tol: float
+    dtype: np.dtype
+    first: ladder.Level | None = None
+    #: entries moved by the relative fallback (their absolute step was unusable)
+    relative: np.ndarray | None = None
+    #: the parameters' own scale: RMS of the tensor's values, else of the whole model's
+    scale: float = 1.0
+
+
+def first_steps(x: np.ndarray, h: float | None, relative_step: bool, rel_noise: float
+                ) -> np.ndarray:
+    """``h0`` per entry: the user's ``h`` (times ``|θ|`` with ``relative_step``), else
+    ``H_FACTOR·(σ/|f0|)^(1/3)·max(|θ|, 1)``."""
+    mag = np.abs(np.asarray(x, dtype=np.float64))
+    if h is not None:
+        return np.where(relative_step & (mag > 0), h * mag, h) if relative_step else np.full(
+            mag.shape, float(h))
+    return H_FACTOR * rel_noise ** (1.0 / 3.0) * np.maximum(mag, 1.0)
+
+
+def noise_tolerance(rel_noise: float) -> float:
+    """The tolerance a loss with relative noise ``ρ = σ/|f0|`` allows: ``√ρ`` (as ``√ε`` for
+    a dtype: a float32 loss cannot verify a gradient to 1e-5)."""
+    return float(np.sqrt(rel_noise))
+
+
+def make_chunk(i: int, name: str, idx: np.ndarray, work_array: np.ndarray, grad: np.ndarray,
+               tol: float) -> Chunk:
+    """Entries ``idx`` of leaf ``i``: their values, analytic gradients (real float64) and
+    the analytic gradient's rounding, ``ANALYTIC_ULPS·ε(dtype)·(|a| + RMS(a))``."""
+    x = (np.asarray(work_array).reshape(-1)[idx] if work_array.ndim
+         else np.asarray(work_array).reshape(1))
+    a = np.asarray(grad).reshape(-1)[idx]
+    a_dtype = grad.dtype if np.issubdtype(grad.dtype, np.inexact) else np.dtype(np.float64)
+    a = a.real.astype(np.float64) if np.iscomplexobj(a) else a.astype(np.float64)
+    scale = metrics.rms(a)
+    bar = ANALYTIC_ULPS * float(np.finfo(a_dtype).eps) * (np.abs(a) + scale)
+    return Chunk(i, name, idx, x.astype(np.float64) if not np.iscomplexobj(x) else x.real,
+                 a, np.where(np.isfinite(bar), bar, 0.0), tol, work_array.dtype)
+
+
+def measure_first(chunks: list[Chunk], entries: Callable[[int, np.ndarray, np.ndarray],
+                                                         np.ndarray],
+                  f0: float, noise: ecnoise.Noise, h: float | None, relative_step: bool
+                  ) -> None:
+    """The first level of every chunk (``c.first``), with the relative-step fallback for
+    entries whose absolute step gave a non-finite loss or did not move them
+    (``c.relative``)."""
+    rel = noise.relative(f0)
+    for c in chunks:
+        c.relative = np.zeros(c.idx.size, bool)
+        def ev(m, pts, c=c):
+            return entries(c.leaf, c.idx[m], pts)
+        h0 = first_steps(c.x, h, relative_step, rel)
+        c.first = ladder.measure_level(ev, c.x, h0, f0, noise.sigma, c.dtype,
+                                       tolerate_errors=False)
+        mag = np.abs(c.x)
+        tiny_step = h0 < 4 * float(np.finfo(c.dtype).eps) * mag   # x ± h == x
+        redo = ~c.first.finite & (mag > 0) & ((h0 > MEANINGLESS * mag) | tiny_step)
+        if redo.any():
+            pos = np.flatnonzero(redo)
+            hr = H_FACTOR * rel ** (1.0 / 3.0) * mag[pos]
+            lv = ladder.measure_level(lambda m, pts, pos=pos, c=c: entries(
+                c.leaf, c.idx[pos[m]], pts), c.x[pos], hr, f0, noise.sigma, c.dtype)
+            ok = lv.finite
+            ladder.put(c.first, pos[ok], lv.take(np.flatnonzero(ok)))
+            c.relative[pos[ok]] = True
+
+
+def model_floor(chunks: list[Chunk], grads_rms: float) -> float:
+    """The model's gradient scale ``S``: the smaller of the RMS of the analytic gradient and
+    the RMS of the first numerical estimates (neither a wrong backward nor a noisy estimate
+    can inflate it)."""
+    vals = [c.first.central[c.first.finite] for c in chunks if c.first is not None]
+    return min(grads_rms, metrics.rms(np.concatenate(vals)) if vals else 0.0)
+
+
+def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                f0: float, noise: ecnoise.Noise,
+                allow_of: Callable[[Chunk], Callable[[np.ndarray, np.ndarray], np.ndarray]],
+                strict: bool) -> tuple[dict[str, np.ndarray], significance.Significant | None]:
+    """Verdicts for one chunk: a pass at the first step, the ladder for the rest (at most
+    ``MAX_REEXAMINE`` would-be failures first), then the significance screen of the passed
+    entries (FAIL for the confirmed ones with ``strict``). Returns the per-entry arrays
+    (status, numeric, bar, note) and the :class:`~gradcheck.judge.significance.Significant`
+    record or ``None``."""
+    first = c.first
+    n = c.a.size
+    allow = allow_of(c)
+    status = np.full(n, PASS, np.int8)
+    numeric = first.central.copy()
+    bar = first.rounding + c.analytic_bar
+    note = np.full(n, "", dtype=object)
+    step = first.step.copy()      # the step each entry was decided at
+    passed0 = ladder.single_step_pass(c.a, first, allow) & np.isfinite(c.a)
+    todo = np.flatnonzero(~passed0)
+    with np.errstate(invalid="ignore"):
+        failing0 = first.finite & (np.abs(c.a - first.central) > np.maximum(
+            allow(c.a, first.central), ladder.K_FAIL * first.rounding + c.analytic_bar))
+    fails = np.flatnonzero(failing0 & ~passed0)
+    rest_fail = np.zeros(0, int)
+    if fails.size > MAX_REEXAMINE:
+        subset = fails[np.linspace(0, fails.size - 1, MAX_REEXAMINE).astype(int)]
+        out = _ladder(c, subset, entries, f0, noise, allow)
+        confirmed = int(np.count_nonzero(out.status == FAIL))
+        _store(out, subset, status, numeric, bar, note)
+        step[subset] = out.step
+        if confirmed >= CONFIRMED:
+            rest_fail = np.setdiff1d(fails, subset)
+            status[rest_fail] = FAIL
+            note[rest_fail] = (f"not re-examined: {confirmed} of {subset.size} re-examined "
+                               "entries of this tensor confirm the failure")
+        todo = np.setdiff1d(todo, np.concatenate([subset, rest_fail]))
+    if todo.size:
+        out = _ladder(c, todo, entries, f0, noise, allow)
+        _store(out, todo, status, numeric, bar, note)
+        step[todo] = out.step
+    sig = None
+    cand = (status == PASS) & c.first.finite
+    if cand.any() and significance.is_candidate(c.a, numeric, bar, cand):
+        pick = significance.pick(c.a, cand)
+        valid, z, numeric[pick] = _confirm(c, pick, entries, f0, noise, step)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zden = allow(c.a[pick], numeric[pick]) / c.tol
+        sig = significance.report(c.name, c.a[pick], numeric[pick], z, valid, zden)
+        bad = pick[valid & (z > significance.Z_SIGNIFICANT)]
+        own = tensor_relative(c, pick, numeric)
+        if sig is not None and np.median(own[valid]) > c.tol:
+            # wrong at the tensor's own scale, hidden only by the model's larger gradients
+            status[bad] = FAIL
+            note[bad] = (f"wrong by a relative {np.median(own[valid]):.1e} at this tensor's own "
+                         f"gradient scale ({sig.sigmas:.0f} validated error bars); only the "
+                         "model's larger gradients keep it below the tolerance")
+            sig = None
+        elif sig is not None and strict:
+            status[bad] = FAIL
+            note[bad] = (f"strict: below the tolerance but {sig.sigmas:.0f} times its error "
+                         "bar (a small but significant discrepancy)")
+    if c.relative is not None and c.relative.any():
+        note[c.relative] = [f"{RELATIVE_NOTE}; {n}" if n else RELATIVE_NOTE
+                            for n in note[c.relative]]
+    return {"status": status, "numeric": numeric, "bar": bar, "note": note}, sig
+
+
+def tensor_relative(c: Chunk, pick: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+    """``|a - n| / max(|a|, |n|, S_T)`` with ``S_T`` the tensor's own gradient scale (the
+    smaller of its RMS analytic and RMS first estimate)."""
+    s_t = min(metrics.rms(c.a), metrics.rms(c.first.central[c.first.finite]))
+    a, n = c.a[pick], numeric[pick]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), max(s_t, 1e-300))
+
+
+def _confirm(c: Chunk, pick: np.ndarray, entries, f0: float, noise: ecnoise.Noise,
+             steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the picked entries' estimates for the significance screen on three steps
+    ``4s, s, s/4`` around the step ``s`` each was decided at (see
+    :func:`gradcheck.judge.significance.confirm`). Returns validity, discrepancies in error
+    bars, and the estimates at ``s``."""
+    def level(s: np.ndarray) -> ladder.Level:
+        return ladder.measure_level(lambda m, pts: entries(c.leaf, c.idx[pick[m]], pts),
+                                    c.x[pick], s, f0, noise.sigma, c.dtype)
+
+    s = steps[pick]
+    first = c.first.take(pick)
+    mid = first if np.array_equal(s, first.step) else level(s)
+    big, small = level(s * ladder.RATIO), level(s / ladder.RATIO)
+    valid, z = significance.confirm(big, mid, small, c.a[pick], c.analytic_bar[pick])
+    return valid, z, mid.central
+
+
+def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outcome:
+    cap = UP_CAP * np.maximum(np.abs(c.x[pos]), c.scale)
+    return ladder.decide(lambda m, pts: entries(c.leaf, c.idx[pos[m]], pts), c.x[pos],
+                         c.a[pos], c.first.take(pos), f0, noise.sigma, c.dtype, allow,
+                         c.analytic_bar[pos], np.maximum(cap, c.first.step[pos]))
+
+
+def _store(out: ladder.Outcome, pos, status, numeric, bar, note) -> None:
+    status[pos] = out.status
+    numeric[pos] = out.numeric
+    bar[pos] = out.error_bar
+    note[pos] = out.note
+
+
+def allowance_factory(floor: float, measure: str, denominator: str
+                      ) -> Callable[[Chunk], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """``allow(a, n) = tol·Z`` with ``Z = denominator(a, n)`` floored at the model's gradient
+    scale, or ``tol`` for the absolute measure."""
+    def of(c: Chunk):
+        def allow(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+            if measure == "absolute":
+                return np.full(np.shape(a), c.tol)
+            with np.errstate(invalid="ignore"):
+                return c.tol * metrics.denominator(a, np.nan_to_num(n, nan=0.0, posinf=0.0,
+                                                                     neginf=0.0),
+                                                   denominator, floor)
+        return allow
+    return of
+
+
+
+
+def wanted(plan: Plan, scheme: Scheme, h: float | str | None, rescue: bool) -> bool:
+    """Whether the run will use this engine (and so needs the loss's measured noise)."""
+    return (plan.mode == "elementwise" and scheme.name == "central" and h != "auto"
+            and plan.second_look and not rescue)
+
+
+def applies(state: Run) -> bool:
+    """Whether this engine decides: central differences with a numeric (or default) step, the
+    second look on, no complex-step rescue, and a measured noise."""
+    return (state.scheme.name == "central" and state.h != "auto" and state.plan.second_look
+            and state.rescue is None and state.measured is not None)
+
+
+def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
+    """Verdicts for every tensor (``None`` where no entry is selected): the first level
+    everywhere, the model's scale ``S``, then the ladder and the significance screen."""
+    plan, noise, f0 = state.plan, state.measured, state.f0
+    loss_tol = noise_tolerance(noise.relative(f0))
+    chunks = []
+    for i, leaf in enumerate(state.leaves):
+        grad = state.grads[i]
+        a_dtype = grad.dtype if np.issubdtype(grad.dtype, np.inexact) else np.dtype(np.float64)
+        tol = max(effective_tol(plan.tol, a_dtype), loss_tol)
+        chunks.append(make_chunk(i, leaf.name, idxs[i], state.work.arrays[i], grad, tol))
+    model_scale = metrics.rms(np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1)
+                                              for a in state.work.arrays
+                                              if not np.iscomplexobj(a)] or [np.zeros(1)]))
+    for c, a in zip(chunks, state.work.arrays):
+        c.scale = metrics.rms(np.asarray(a).reshape(-1)) or model_scale or 1.0
+    live = [c for c in chunks if c.idx.size]
+    entries = state.numeric.entries
+    count0 = state.numeric.count
+    h = None if state.h is None else float(state.h)
+    measure_first(live, entries, f0, noise, h, plan.relative_step)
+    # Z never below the model's own gradient scale (issue #10: a floor of 1e-8 swamps a loss
+    # of 1e-15); an explicit floor can only raise it
+    floor = max(model_floor(live, state.grad_scale), float(plan.floor or 0.0), 1e-300)
+    allow_of = allowance_factory(floor, plan.measure, plan.denominator)
+    out: list[TensorReport | None] = []
+    for c, leaf in zip(chunks, state.leaves):
+        if c.idx.size == 0:
+            out.append(None)
+            continue
+        arrays, sig = judge_chunk(c, entries, f0, noise, allow_of, plan.strict)
+        num = arrays["numeric"]
+        with np.errstate(invalid="ignore", over="ignore"):
+            abs_err = metrics.absolute_error(c.a, num)
+            err = metrics.error(c.a, num, plan.measure, plan.denominator, floor)
+        t = TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), c.idx, c.a, num, err,
+                         abs_err, arrays["bar"], arrays["status"], arrays["note"])
+        t.significant = sig
+        out.append(t)
+    if state.progress is not None:  # the ladder's evaluations beyond 2 per entry
+        extra = state.numeric.count - count0 - 2 * sum(c.idx.size for c in live)
+        if extra > 0:
+            state.progress.add_total(extra)
+    return out
+
+
+def notes(state: Run, tensors: list[TensorReport]) -> list[str]:
+    """What the engine did that the reader should know: a loss noisier than its dtype (and
+    the tolerance that allows), params so large that steps are relative, entries moved by a
+    relative step because the absolute one was unusable."""
+    if not applies(state):
+        return []
+    out = []
+    rel = state.measured.relative(state.f0)
+    loss_tol = noise_tolerance(rel)
+    if loss_tol > state.plan.tol:
+        out.append(f"The loss's measured noise is {rel:.1e} of its value (a forward that "
+                   "computes in low precision inside, or a loss with a large constant part): "
+                   "steps follow that noise and entries are judged with tol = "
+                   f"max({state.plan.tol:g}, √noise) = {loss_tol:.1e}.")
+    big = max((metrics.rms(np.abs(a)) and float(np.max(np.abs(a))) if a.size else 0.0)
+              for a in state.work.arrays)
+    if big >= LARGE:
+        out.append(f"Params as large as {big:.1e}: their steps are relative to |θ| (an "
+                   "absolute step would not change them at all).")
+    moved = sum(int(sum(RELATIVE_NOTE in str(n) for n in t.notes)) for t in tensors)
+    if moved:
+        out.append(f"{moved} entr{'y' if moved == 1 else 'ies'} with small |θ| gave a "
+                   "non-finite or unusable loss at the absolute step: they were moved by a "
+                   f"{RELATIVE_NOTE} instead.")
+    return out
