@@ -140,15 +140,20 @@ def floor_sigma(f0: float, dtype: np.dtype | None) -> float:
 
 def computed_dtype(f0: float, dtype: np.dtype | None) -> np.dtype:
     """The precision the loss was computed in, as far as its value tells: ``dtype``, or
-    float32 for a float64 value that is exactly a float32 but not a float16 number."""
+    float32 for a float64 value whose significand has 12 … 24 bits (exactly a float32 number,
+    but not a round one such as 0.5 or 11·2⁻⁵³ — a float64 result almost never is)."""
     dt = np.dtype(dtype if dtype is not None else np.float64)
     if dt.itemsize > 4 and np.isfinite(f0) and f0 != 0:
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            exact32 = float(np.float32(f0)) == f0
-            exact16 = float(np.float16(f0)) == f0
-        if exact32 and not exact16:
+        if 12 <= significant_bits(f0) <= 24 and float(np.float32(f0)) == f0:
             return np.dtype(np.float32)
     return dt
+
+
+def significant_bits(x: float) -> int:
+    """Bits of ``x``'s significand up to its last 1 (``0.5`` → 1, ``0.1`` → 53)."""
+    m, _ = np.frexp(abs(float(x)))
+    n = int(m * 2.0**53)
+    return 53 - ((n & -n).bit_length() - 1) if n else 0
 
 
 def measure(line: Callable[[float, np.ndarray], np.ndarray], f0: float,
