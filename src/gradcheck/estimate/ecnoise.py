@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.params.snapshot import flat_chunks
+
 #: Points of the difference table (the paper recommends 7).
 POINTS = 7
 #: Relative spacing ``δ`` of the first table, and the factor by which it is changed.
@@ -239,15 +241,14 @@ def measure_at_entries(evaluator: Any, arrays: list[np.ndarray], grads: list[np.
     candidates = []
     for j in dict.fromkeys([big, strong]):
         if arrays[j].size:
-            g = np.abs(np.nan_to_num(np.asarray(grads[j], dtype=np.complex128).real.reshape(-1)))
-            candidates += [(j, int(np.argmax(g))), (j, int(rng.integers(arrays[j].size)))]
+            candidates += [(j, _argmax_abs(grads[j])), (j, int(rng.integers(arrays[j].size)))]
     spent, noise = 0, None
     for j, k in list(dict.fromkeys(candidates))[:MAX_LINES]:
         x = np.asarray(arrays[j]).reshape(-1)
-        xr = (x.real if np.iscomplexobj(x) else x).astype(np.float64)
-        unit = max(abs(float(xr[k])), _rms(xr)) or 1.0
+        xk = float(np.real(x[k]))
+        unit = max(abs(xk), _rms(arrays[j])) or 1.0
 
-        def line(delta: float, t: np.ndarray, j=j, k=k, xk=float(xr[k]), unit=unit
+        def line(delta: float, t: np.ndarray, j=j, k=k, xk=xk, unit=unit
                  ) -> np.ndarray:
             with np.errstate(over="ignore", invalid="ignore"):
                 values = (xk + t * delta * unit).astype(arrays[j].dtype)[None, :]
@@ -264,9 +265,35 @@ def measure_at_entries(evaluator: Any, arrays: list[np.ndarray], grads: list[np.
     return Noise(noise.sigma, noise.measured, noise.delta, spent, noise.eps)
 
 
+def _chunks(values: np.ndarray):
+    for c in flat_chunks(np.asarray(values)):
+        yield (c.real if np.iscomplexobj(c) else c)
+
+
 def _rms(values: np.ndarray) -> float:
-    v = np.asarray(values)
-    v = (v.real if np.iscomplexobj(v) else v).astype(np.float64).reshape(-1)
-    v = v[np.isfinite(v)]
-    m = float(np.max(np.abs(v))) if v.size else 0.0
-    return m * float(np.sqrt(np.mean((v / m) ** 2))) if m > 0 else 0.0
+    """RMS of the finite entries, chunk by chunk (no array-sized temporaries)."""
+    m = 0.0
+    for c in _chunks(values):
+        f = c[np.isfinite(c)]
+        if f.size:
+            m = max(m, float(np.max(np.abs(f))))
+    if m == 0.0:
+        return 0.0
+    total, count = 0.0, 0
+    for c in _chunks(values):
+        u = c[np.isfinite(c)].astype(np.float64) / m
+        total, count = total + float(np.dot(u, u)), count + u.size
+    return m * float(np.sqrt(total / count))
+
+
+def _argmax_abs(values: np.ndarray) -> int:
+    """Flat index of the largest finite ``|value|``, chunk by chunk."""
+    best, where, offset = -1.0, 0, 0
+    for c in _chunks(values):
+        a = np.where(np.isfinite(c), np.abs(c), -1.0)
+        if a.size:
+            k = int(np.argmax(a))
+            if a[k] > best:
+                best, where = float(a[k]), offset + k
+        offset += c.size
+    return where

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradcheck.params.snapshot import flat_chunks
+
 DENOMINATORS = ("max", "abs_analytic", "sum")
 MEASURES = ("relative", "absolute")
 
@@ -63,3 +65,33 @@ def rms(values: np.ndarray) -> float:
     if m == 0.0:
         return 0.0
     return m * float(np.sqrt(np.mean((v / m) ** 2)))
+
+
+def chunked_rms(arrays: list[np.ndarray]) -> float:
+    """:func:`rms` over several arrays, in C-order chunks: no array-sized temporaries."""
+    from_chunks = [(c.real if np.iscomplexobj(c) else c) for a in arrays
+                   for c in flat_chunks(np.asarray(a))]
+    m = 0.0
+    for c in from_chunks:
+        f = c[np.isfinite(c)]
+        if f.size:
+            m = max(m, float(np.max(np.abs(f))))
+    if m == 0.0:
+        return 0.0
+    total, count = 0.0, 0
+    for c in from_chunks:
+        u = c[np.isfinite(c)].astype(np.float64) / m
+        total += float(np.dot(u, u))
+        count += u.size
+    return m * float(np.sqrt(total / count))
+
+
+def chunked_max_abs(a: np.ndarray) -> float:
+    """``max |a|`` over the finite entries, in chunks (0 for an empty array)."""
+    m = 0.0
+    for c in flat_chunks(np.asarray(a)):
+        c = c.real if np.iscomplexobj(c) else c
+        f = c[np.isfinite(c)]
+        if f.size:
+            m = max(m, float(np.max(np.abs(f))))
+    return m

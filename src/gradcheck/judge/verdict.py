@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradcheck.judge import metrics
-from gradcheck.params.snapshot import flat_chunks
 
 PASS, FAIL, KINK, INCONCLUSIVE, SKIPPED = 0, 1, 2, 3, 4
 STATUS_NAMES = {PASS: "pass", FAIL: "FAIL", KINK: "kink", INCONCLUSIVE: "inconclusive",
@@ -59,18 +58,9 @@ class Judgement:
 
 def model_scale(grads: list[np.ndarray]) -> float:
     """Gradient scale of a whole model: RMS of every finite analytic entry of every tensor."""
-    finite = [chunk[np.isfinite(chunk)] for g in grads   # chunked: no gradient-sized
-              for chunk in (c.real if np.iscomplexobj(c) else c       # temporaries
-                            for c in flat_chunks(np.asarray(g)))]
-    m = max((float(np.max(np.abs(f))) for f in finite if f.size), default=0.0)
-    if m == 0.0:
-        return 0.0
-    total, count = 0.0, 0
-    for f in finite:   # in units of the largest entry: gradients of 1e200 do not overflow
-        u = f.astype(np.float64) / m
-        total += float(np.dot(u, u))
-        count += u.size
-    return m * float(np.sqrt(total / count))
+    # chunked (no gradient-sized temporaries) and in units of the largest entry (gradients
+    # of 1e200 do not overflow)
+    return metrics.chunked_rms(list(grads))
 
 
 def tensor_scale(numeric: np.ndarray) -> float:
@@ -195,7 +185,7 @@ def mark_unstable(tensors: list, unstable: list[np.ndarray]) -> None:
     """Entries whose analytic gradient changed between two calls of ``forward_backward`` at
     the same params FAIL: no estimate can vouch for a value that is not fixed."""
     for t, mask in zip(tensors, unstable):
-        if not mask.any() or t.flat_index.size == 0:
+        if mask is None or not mask.any() or t.flat_index.size == 0:
             continue
         hit = mask.reshape(-1)[t.flat_index] & (t.status != SKIPPED)
         t.status[hit] = FAIL

@@ -280,11 +280,9 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
         a_dtype = grad.dtype if np.issubdtype(grad.dtype, np.inexact) else np.dtype(np.float64)
         tol = max(effective_tol(plan.tol, a_dtype), loss_tol)
         chunks.append(make_chunk(i, leaf.name, idxs[i], state.work.arrays[i], grad, tol))
-    model_scale = metrics.rms(np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1)
-                                              for a in state.work.arrays
-                                              if not np.iscomplexobj(a)] or [np.zeros(1)]))
+    model_scale = metrics.chunked_rms(state.work.arrays)
     for c, a in zip(chunks, state.work.arrays):
-        c.scale = metrics.rms(np.asarray(a).reshape(-1)) or model_scale or 1.0
+        c.scale = metrics.chunked_rms([a]) or model_scale or 1.0
     live = [c for c in chunks if c.idx.size]
     entries = state.numeric.entries
     count0 = state.numeric.count
@@ -329,8 +327,7 @@ def notes(state: Run, tensors: list[TensorReport]) -> list[str]:
                    "computes in low precision inside, or a loss with a large constant part): "
                    "steps follow that noise and entries are judged with tol = "
                    f"max({state.plan.tol:g}, √noise) = {loss_tol:.1e}.")
-    big = max((metrics.rms(np.abs(a)) and float(np.max(np.abs(a))) if a.size else 0.0)
-              for a in state.work.arrays)
+    big = max((metrics.chunked_max_abs(a) for a in state.work.arrays), default=0.0)
     if big >= LARGE:
         out.append(f"Params as large as {big:.1e}: their steps are relative to |θ| (an "
                    "absolute step would not change them at all).")

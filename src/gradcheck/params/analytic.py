@@ -173,24 +173,48 @@ def loss_mismatch(loss_a: float, f0: float, grads: list[np.ndarray]) -> str | No
     return None
 
 
-def unstable_entries(first: list[np.ndarray], second: list[np.ndarray]) -> list[np.ndarray]:
+def unstable_entries(first: list[np.ndarray], second: list[np.ndarray]
+                     ) -> list[np.ndarray | None]:
     """Per leaf, a mask of analytic entries that differ between two calls of
     ``forward_backward`` at the same params by more than rounding,
-    ``UNSTABLE_ULPS·ε(dtype)·(|g| + RMS(g))``: a backward that leaves part of an ``np.empty``
-    buffer unwritten, or accumulates into state, changes between calls."""
-    out = []
+    ``UNSTABLE_ULPS·ε(dtype)·(|g| + RMS(g))`` (a backward that leaves part of an ``np.empty``
+    buffer unwritten, or accumulates into state, changes between calls) — ``None`` where
+    nothing changed. Chunk by chunk: no gradient-sized temporaries unless something changed."""
+    out: list[np.ndarray | None] = []
     for g1, g2 in zip(first, second):
-        a1, a2 = (np.asarray(g).real if np.iscomplexobj(g) else np.asarray(g) for g in (g1, g2))
-        a1, a2 = a1.astype(np.float64), a2.astype(np.float64)
+        if g1 is g2:
+            out.append(None)
+            continue
         dt = g1.dtype if np.issubdtype(g1.dtype, np.inexact) else np.dtype(np.float64)
-        fin = a1[np.isfinite(a1)]
-        m = float(np.max(np.abs(fin))) if fin.size else 0.0
-        scale = m * float(np.sqrt(np.mean((fin / m) ** 2))) if m > 0 else 0.0
-        with np.errstate(invalid="ignore", over="ignore"):
-            bound = UNSTABLE_ULPS * float(np.finfo(dt).eps) * (np.abs(a1) + scale)
-            same = (np.abs(a1 - a2) <= bound) | (a1 == a2) | (np.isnan(a1) & np.isnan(a2))
-        out.append(~same)
+        scale = _chunked_rms(g1)
+        eps = UNSTABLE_ULPS * float(np.finfo(dt).eps)
+        pieces, changed = [], False
+        for c1, c2 in zip(snap.flat_chunks(np.asarray(g1)), snap.flat_chunks(np.asarray(g2))):
+            a1 = (c1.real if np.iscomplexobj(c1) else c1).astype(np.float64)
+            a2 = (c2.real if np.iscomplexobj(c2) else c2).astype(np.float64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                same = ((np.abs(a1 - a2) <= eps * (np.abs(a1) + scale)) | (a1 == a2)
+                        | (np.isnan(a1) & np.isnan(a2)))
+            changed |= not bool(same.all())
+            pieces.append(~same)
+        out.append(np.concatenate(pieces).reshape(np.shape(g1)) if changed else None)
     return out
+
+
+def _chunked_rms(g: np.ndarray) -> float:
+    m, total, count = 0.0, 0.0, 0
+    for c in snap.flat_chunks(np.asarray(g)):
+        c = c.real if np.iscomplexobj(c) else c
+        f = c[np.isfinite(c)]
+        if f.size:
+            m = max(m, float(np.max(np.abs(f))))
+    if m == 0.0:
+        return 0.0
+    for c in snap.flat_chunks(np.asarray(g)):
+        c = c.real if np.iscomplexobj(c) else c
+        u = c[np.isfinite(c)].astype(np.float64) / m
+        total, count = total + float(np.dot(u, u)), count + u.size
+    return m * float(np.sqrt(total / count))
 
 
 def unstable_warnings(leaves: list[trees.Leaf], unstable: list[np.ndarray],
@@ -198,6 +222,8 @@ def unstable_warnings(leaves: list[trees.Leaf], unstable: list[np.ndarray],
     """One sentence per tensor whose analytic gradient changed between two calls."""
     out = []
     for leaf, mask, g1, g2 in zip(leaves, unstable, first, second):
+        if mask is None:
+            continue
         pos = np.flatnonzero(mask)
         if pos.size == 0:
             continue

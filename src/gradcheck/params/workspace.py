@@ -128,6 +128,17 @@ def _raised(exc: Exception, leaf: trees.Leaf, k: int, value: float) -> ForwardEr
                         "(or leave that parameter out of params) and check again.")
 
 
+def _largest(flat: np.ndarray) -> int:
+    """Index of the largest finite ``|entry|``, chunk by chunk (no array-sized temporary)."""
+    best, where, offset = -1.0, 0, 0
+    for c in snap.flat_chunks(flat):
+        a = np.where(np.isfinite(c), np.abs(c), -1.0)
+        if a.size and a.max() > best:
+            best, where = float(a.max()), offset + int(np.argmax(a))
+        offset += c.size
+    return where
+
+
 def _reads_argument(forward: Callable[[Any], Any], work: Workspace, leaves: list[trees.Leaf],
                     f_work: float, reset: Callable[[], None] | None) -> tuple[bool | None, int]:
     """Does the forward read the (promoted) params it is given, or the user's own arrays?
@@ -143,7 +154,7 @@ def _reads_argument(forward: Callable[[Any], Any], work: Workspace, leaves: list
         return None, 0
     j = max(low, key=lambda i: leaves[i].size)
     copy, mine = work.arrays[j].reshape(-1), leaves[j].array.reshape(-1)
-    k = int(np.argmax(np.abs(copy)))
+    k = _largest(copy)
     old = copy[k]
     new = old + max(abs(float(old)), 1.0) * 2.0**-6
     copy[k] = new
