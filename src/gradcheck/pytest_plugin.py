@@ -27,7 +27,8 @@ from gradcheck.testing import assert_gradients, assert_layer_gradients
 #: The schemes of ``method=`` (and ``--gradcheck-method``).
 METHODS = ("central", "forward", "backward", "central4", "richardson", "complex", "auto")
 #: (command-line option, keyword of gradcheck.check)
-OPTIONS = (("--gradcheck-tol", "tol"), ("--gradcheck-method", "method"), ("--gradcheck-h", "h"))
+OPTIONS = (("--gradcheck-tol", "tol"), ("--gradcheck-method", "method"), ("--gradcheck-h", "h"),
+           ("--gradcheck-strict", "strict"))
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -39,6 +40,9 @@ def pytest_addoption(parser: Any) -> None:
                     " (gradcheck's central if unset)")
     group.addoption("--gradcheck-h", default=None, metavar="H",
                     help="default step of the gradcheck fixture (a positive number or auto)")
+    group.addoption("--gradcheck-strict", action="store_true", default=False,
+                    help="strict gradcheck fixture: also fail small discrepancies far outside "
+                    "their error bars, and gradients in a lower precision than their parameter")
 
 
 def _positive(option: str, text: str, allow_auto: bool = False) -> float | str:
@@ -70,6 +74,8 @@ def defaults_from(config: Any) -> dict[str, Any]:
     h = config.getoption("--gradcheck-h")
     if h is not None:
         out["h"] = _positive("--gradcheck-h", h, allow_auto=True)
+    if config.getoption("--gradcheck-strict"):
+        out["strict"] = True
     return out
 
 
@@ -86,7 +92,7 @@ class GradcheckFixture:
     """Callable like :func:`gradcheck.assert_gradients`, with the command line's defaults.
 
     ``defaults`` holds the options from ``--gradcheck-tol`` / ``--gradcheck-method`` /
-    ``--gradcheck-h``; options passed in a call override them.
+    ``--gradcheck-h`` / ``--gradcheck-strict``; options passed in a call override them.
     """
 
     defaults: dict[str, Any] = field(default_factory=dict)

@@ -48,6 +48,9 @@ def add_check_options(p: argparse.ArgumentParser,
                    help="seed of the sample (default 0; reproducible)")
     p.add_argument("--seed", type=types.seed, default=None,
                    help="re-seed numpy/random/torch before every evaluation (dropout)")
+    p.add_argument("--strict", action="store_true",
+                   help="also FAIL tensors whose small discrepancy is far outside its error bar, "
+                   "and gradients returned in a lower precision than their parameter")
     p.add_argument("--no-second-look", action="store_true",
                    help="judge every entry at h only (no kink analysis, no larger steps)")
     p.add_argument("--mode", choices=("elementwise", "directional", *dict(extra_modes)),
@@ -87,6 +90,8 @@ def check_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["seed"] = args.seed
     if getattr(args, "no_second_look", False):
         opts["second_look"] = False
+    if getattr(args, "strict", False):
+        opts["strict"] = True
     return opts
 
 
