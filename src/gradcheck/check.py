@@ -45,6 +45,7 @@ from gradcheck.options import Plan, make_plan
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.analytic import (
+    Analytic,
     analytic_gradients,
     gradients_changed,
     loss_mismatch,
@@ -55,6 +56,7 @@ from gradcheck.params.analytic import (
 )
 from gradcheck.params.workspace import (
     ParamsGuard,
+    Workspace,
     choose_workspace,
     promoted_workspace,
     readonly_note,
@@ -160,104 +162,43 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     log = Log()
     log.note(non_finite_note(leaves))
     with ParamsGuard(leaves, params) as guard, ExitStack() as opened:
-        analytic = analytic_gradients(forward_backward, params, leaves, reset)
-        trees.check_structure(params, leaves, "forward_backward")
-        # a second call: entries that change between calls get no pass (issue #10, item 8)
-        again = (analytic_gradients(forward_backward, params, leaves, reset)
-                 if plan.repeat_backward else analytic)
-        unstable = unstable_entries(analytic.grads, again.grads)
-        log.warn(nan_loss_warning(analytic.loss))
-        low = precision_notes(leaves, analytic.grads, plan.strict)
-        if plan.strict:
-            log.warnings += low
-        else:
-            log.notes += low
-        log.notes += tolerance_note(analytic.grads, plan.tol)
-        if guard.moved():
-            raise InputError(f"forward_backward modified the parameter(s) "
-                             f"{', '.join(guard.moved())} in place; it must not change params "
-                             "(compute into new arrays).")
-        work, dtype_note, probes = choose_workspace(forward, params, leaves, plan.promote, reset)
-        log.note(dtype_note)
-        log.note(readonly_note(work))
-        progress = make_progress(plan.progress, expected_evaluations(leaves, plan))
-        if progress is not None:
-            opened.callback(progress.close)
-        base_only = plan.scheme.is_complex and plan.mode == "elementwise"
-        evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
-                                                   serial=base_only), progress)
-        clock = time.perf_counter()
-        f0, f0_again = evaluator.base(), evaluator.base()
-        serially = _serially(plan, (time.perf_counter() - clock) / 2 *
-                             expected_evaluations(leaves, plan), log)
-        if serially and not base_only:  # workers=N on a short check: a pool costs more
-            probes += evaluator.count
-            dtype = evaluator.loss_dtype
-            evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
-                                                       parallel=False), progress)
-            evaluator.loss_dtype = dtype  # what the two base evaluations found
-        trees.check_structure(work.tree, work.leaves(leaves), "forward")
-        moved = guard.moved() or workspace_changed(work, leaves)
-        if moved:
-            raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place; "
-                             "it must not change params (compute into new arrays).")
-        if not np.isfinite(f0):
-            raise non_finite_loss(f0, leaves, plan.loss_scale,
-                                  lambda: _unscaled_loss(forward, work.tree, reset))
-        jitter = nondeterminism_is_rounding(f0, f0_again, evaluator.loss_dtype)
-        if jitter:
-            log.note(f"Two calls of the forward at the same params differ by "
-                     f"{abs(f0 - f0_again):.1e} (a few rounding errors, e.g. a threaded or "
-                     "unordered sum); that jitter is counted in the error bars.")
-        if f0 != f0_again and not jitter:
+        intake = _take_analytic(forward_backward, params, leaves, plan, reset, guard, log)
+        analytic = intake.analytic
+        base = _start(forward, params, leaves, plan, reset, guard, opened, log)
+        evaluator, f0, f0_again = base.evaluator, base.f0, base.f0_again
+        if f0 != f0_again and not nondeterminism_is_rounding(f0, f0_again,
+                                                             evaluator.loss_dtype):
             log.warn(nondeterminism_message(f0, f0_again, reset is not None))
             return _report("inconclusive", [empty_tensor(leaf) for leaf in leaves], plan, {},
-                           probes + evaluator.count, start, log, f0)
+                           base.probes + evaluator.count, start, log, f0)
         # (said only for a deterministic forward: otherwise the message above explains both)
-        log.warnings += unstable_warnings(leaves, unstable, analytic.grads, again.grads)
+        log.warnings += unstable_warnings(leaves, intake.unstable, analytic.grads,
+                                          intake.again.grads)
         if analytic.loss is not None and plan.loss_scale == 1.0:
             log.warn(loss_mismatch(analytic.loss, f0, analytic.grads))
         noise = max(noise_level(f0, evaluator.loss_dtype), 4.0 * abs(f0 - f0_again))
-        choice = SchemeChoice(plan.scheme, plan.h)
+        choice, probes = SchemeChoice(plan.scheme, plan.h), base.probes
         if plan.method in ("complex", "auto") and plan.mode == "elementwise":
             safety = complex_safety.probe(scaled(forward, plan.loss_scale), params,
                                           analytic.grads, noise, reset)
             probes += safety.evaluations
             choice = complex_safety.choose_scheme(plan.method, safety, plan.scheme, plan.h)
             log.note(choice.note)
-        measured = None
-        if validated.wanted(plan, choice.scheme, choice.h, choice.rescue):
-            # the loss's noise, measured (issue #10): the validated engine's steps and bars
-            if expected_evaluations(leaves, plan) >= ecnoise.WORTH_MEASURING:
-                measured = ecnoise.measure_at_entries(evaluator, work.arrays, analytic.grads,
-                                                      f0, abs(f0 - f0_again))
-            else:  # a handful of entries: the table would cost more than the check
-                measured = ecnoise.assumed(f0, evaluator.loss_dtype, abs(f0 - f0_again))
+        measured = _measure_noise(plan, choice, leaves, base, analytic)
+        if measured is not None:
             noise = max(noise, ladder.K_ROUND * measured.sigma)
-            if progress is not None:
-                progress.add_total(measured.evaluations)
-        numeric = evaluator
-        if choice.scheme.is_complex:
-            cwork = promoted_workspace(params, leaves, np.complex128)
-            numeric = _opened(opened, make_evaluator(forward, cwork, names, plan, reset,
-                                                     complex_mode=True,
-                                                     parallel=not serially), progress)
-        rescue = None
-        if choice.rescue:
-            rwork = promoted_workspace(params, leaves, np.complex128)
-            rescue = _opened(opened, make_evaluator(forward, rwork, names, plan, reset,
-                                                    complex_mode=True, serial=True), None)
+        numeric, rescue = _numeric_evaluators(forward, params, leaves, plan, reset, choice,
+                                              base, opened)
         grads = (analytic.grads if plan.loss_scale == 1.0 else  # no copies when unscaled
                  [g * plan.loss_scale for g in analytic.grads])
-        state = Run(plan, leaves, work, grads,
-                    evaluator, numeric, rescue, choice.scheme, choice.h,
-                    model_scale(analytic.grads) * plan.loss_scale, f0, noise, progress,
-                    measured)
+        state = Run(plan, leaves, base.work, grads, evaluator, numeric, rescue, choice.scheme,
+                    choice.h, model_scale(analytic.grads) * plan.loss_scale, f0, noise,
+                    base.progress, measured)
         tensors = MODES[plan.mode](state)
-        mark_unstable(tensors, unstable)
+        mark_unstable(tensors, intake.unstable)
         evaluations = probes + sum(e.count for e in {id(e): e for e in
                                                      (evaluator, numeric, rescue) if e}.values())
-        moved = workspace_changed(work, leaves)
+        moved = workspace_changed(base.work, leaves)
         if moved:
             raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place "
                              "during the check; it must not change params (compute into new "
@@ -266,9 +207,138 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
         if plan.mode == "elementwise":
             log.warnings += entry_warnings(tensors)
             log.notes += kink_notes(tensors) + validated.notes(state, tensors)
-        status = "fail" if plan.strict and low else overall_status(tensors)
+        status = "fail" if plan.strict and intake.low_precision else overall_status(tensors)
         return _report(status, tensors, plan, state.decisions(), evaluations, start, log, f0,
                        state)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """The analytic gradient as taken in: the first call, the second (``repeat_backward``),
+    the entries that changed between them, and the lower-precision gradients' notes."""
+
+    analytic: Analytic
+    again: Analytic
+    unstable: Any
+    low_precision: list[str]
+
+
+def _take_analytic(forward_backward: Callable[[Any], Any], params: Any,
+                   leaves: list[trees.Leaf], plan: Plan, reset: Callable[[], None] | None,
+                   guard: ParamsGuard, log: Log) -> Intake:
+    """Call ``forward_backward`` (twice with ``repeat_backward``), validate what it gave and
+    refuse a backward that modified the params."""
+    analytic = analytic_gradients(forward_backward, params, leaves, reset)
+    trees.check_structure(params, leaves, "forward_backward")
+    # a second call: entries that change between calls get no pass (issue #10, item 8)
+    again = (analytic_gradients(forward_backward, params, leaves, reset)
+             if plan.repeat_backward else analytic)
+    unstable = unstable_entries(analytic.grads, again.grads)
+    log.warn(nan_loss_warning(analytic.loss))
+    low = precision_notes(leaves, analytic.grads, plan.strict)
+    if plan.strict:
+        log.warnings += low
+    else:
+        log.notes += low
+    log.notes += tolerance_note(analytic.grads, plan.tol)
+    if guard.moved():
+        raise InputError(f"forward_backward modified the parameter(s) "
+                         f"{', '.join(guard.moved())} in place; it must not change params "
+                         "(compute into new arrays).")
+    return Intake(analytic, again, unstable, low)
+
+
+@dataclass(frozen=True)
+class Start:
+    """The numeric pass set up: the arrays it perturbs, the progress bar, the evaluator of
+    real losses, the loss at θ twice, the probe evaluations spent, and whether ``workers=N``
+    gave way to a serial check."""
+
+    work: Workspace
+    progress: Any
+    evaluator: Evaluator
+    f0: float
+    f0_again: float
+    probes: int
+    serially: bool
+
+
+def _start(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf], plan: Plan,
+           reset: Callable[[], None] | None, guard: ParamsGuard, opened: ExitStack,
+           log: Log) -> Start:
+    """Choose the workspace and the evaluator, evaluate f(θ) twice, and refuse a forward that
+    modifies its params or returns a non-finite loss."""
+    names = [leaf.name for leaf in leaves]
+    work, dtype_note, probes = choose_workspace(forward, params, leaves, plan.promote, reset)
+    log.note(dtype_note)
+    log.note(readonly_note(work))
+    progress = make_progress(plan.progress, expected_evaluations(leaves, plan))
+    if progress is not None:
+        opened.callback(progress.close)
+    base_only = plan.scheme.is_complex and plan.mode == "elementwise"
+    evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
+                                               serial=base_only), progress)
+    clock = time.perf_counter()
+    f0, f0_again = evaluator.base(), evaluator.base()
+    serially = _serially(plan, (time.perf_counter() - clock) / 2 *
+                         expected_evaluations(leaves, plan), log)
+    if serially and not base_only:  # workers=N on a short check: a pool costs more
+        probes += evaluator.count
+        dtype = evaluator.loss_dtype
+        evaluator = _opened(opened, make_evaluator(forward, work, names, plan, reset,
+                                                   parallel=False), progress)
+        evaluator.loss_dtype = dtype  # what the two base evaluations found
+    trees.check_structure(work.tree, work.leaves(leaves), "forward")
+    moved = guard.moved() or workspace_changed(work, leaves)
+    if moved:
+        raise InputError(f"forward modified the parameter(s) {', '.join(moved)} in place; "
+                         "it must not change params (compute into new arrays).")
+    if not np.isfinite(f0):
+        raise non_finite_loss(f0, leaves, plan.loss_scale,
+                              lambda: _unscaled_loss(forward, work.tree, reset))
+    if f0 != f0_again and nondeterminism_is_rounding(f0, f0_again, evaluator.loss_dtype):
+        log.note(f"Two calls of the forward at the same params differ by "
+                 f"{abs(f0 - f0_again):.1e} (a few rounding errors, e.g. a threaded or "
+                 "unordered sum); that jitter is counted in the error bars.")
+    return Start(work, progress, evaluator, f0, f0_again, probes, serially)
+
+
+def _measure_noise(plan: Plan, choice: SchemeChoice, leaves: list[trees.Leaf], base: Start,
+                   analytic: Analytic) -> Any:
+    """The loss's noise, measured (issue #10) when the validated engine runs, else ``None``:
+    a difference table (:mod:`gradcheck.estimate.ecnoise`), or the assumed level when the
+    table would cost more than the check."""
+    if not validated.wanted(plan, choice.scheme, choice.h, choice.rescue):
+        return None
+    spread = abs(base.f0 - base.f0_again)
+    if expected_evaluations(leaves, plan) >= ecnoise.WORTH_MEASURING:
+        measured = ecnoise.measure_at_entries(base.evaluator, base.work.arrays, analytic.grads,
+                                              base.f0, spread)
+    else:
+        measured = ecnoise.assumed(base.f0, base.evaluator.loss_dtype, spread)
+    if base.progress is not None:
+        base.progress.add_total(measured.evaluations)
+    return measured
+
+
+def _numeric_evaluators(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],
+                        plan: Plan, reset: Callable[[], None] | None, choice: SchemeChoice,
+                        base: Start, opened: ExitStack) -> tuple[Evaluator, Evaluator | None]:
+    """Where the scheme's points are evaluated (complex copies for the complex step, else the
+    real evaluator) and the complex-step rescue of inconclusive entries (or ``None``)."""
+    names = [leaf.name for leaf in leaves]
+    numeric = base.evaluator
+    if choice.scheme.is_complex:
+        cwork = promoted_workspace(params, leaves, np.complex128)
+        numeric = _opened(opened, make_evaluator(forward, cwork, names, plan, reset,
+                                                 complex_mode=True,
+                                                 parallel=not base.serially), base.progress)
+    rescue = None
+    if choice.rescue:
+        rwork = promoted_workspace(params, leaves, np.complex128)
+        rescue = _opened(opened, make_evaluator(forward, rwork, names, plan, reset,
+                                                complex_mode=True, serial=True), None)
+    return numeric, rescue
 
 
 #: The modes :func:`check` can run, each ``run(state: Run) -> list[TensorReport]``.
