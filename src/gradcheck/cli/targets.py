@@ -19,6 +19,7 @@ from typing import Any
 
 from gradcheck.cli.options import UsageError
 from gradcheck.errors import GradcheckError
+from gradcheck.examples import rnn
 
 #: How a target should look, for the messages.
 EXAMPLE = "'mymodel:problem' where problem() returns (forward, forward_backward, params)"
@@ -143,8 +144,6 @@ def load_target(target: str, bug: str | None = None, with_batched: bool = False
     """``(forward, forward_backward, params)`` of ``rnn`` or ``module:factory`` (and the
     batched forward, or ``None``, as a fourth item with ``with_batched``)."""
     if target == "rnn":
-        from gradcheck.examples import rnn
-
         if bug is not None and bug not in rnn.BUGS:
             raise UsageError(f"unknown bug {bug!r}; run 'gradcheck demo rnn --list-bugs' to see "
                              "the names.")
