@@ -79,7 +79,11 @@ def render_report(report: Report, worst: int = 5) -> str:
         out.append("")
         out.append("Small but significant discrepancies (reported; strict=True fails them):")
         out += [f"  {s.sentence}" for s in report.significant]
-    diagnoses = [(t.name, t.diagnosis) for t in report.tensors if t.diagnosis]
+    shared: dict[str, list[str]] = {}   # one line per sentence: "U, W, b: ..." when shared
+    for t in report.tensors:
+        if t.diagnosis:
+            shared.setdefault(t.diagnosis, []).append(t.name)
+    diagnoses = [(", ".join(names), text) for text, names in shared.items()]
     if diagnoses:
         out.append("")
         out.append("Likely bugs:")
