@@ -39,7 +39,10 @@ Verdicts, with ``A = tol·Z`` the tolerance in absolute units (see
 
 The ladder starts at ``h0``; an entry that does not pass there walks down (``h/4`` …: kinks
 and truncation) or up (``4h`` …: rounding), one level at a time, and stops as soon as it is
-decided. A correct smooth model pays nothing beyond the first step.
+decided. A correct smooth model pays nothing beyond the first step. Entries it leaves
+undecided by noise get a last look at the mean of jittered steps (:func:`averaged_pass`): a
+loss computed in float32 rounds independently at each of them, so the mean's bar shrinks like
+``1/√m`` — that look can pass an entry, never FAIL one.
 """
 
 from __future__ import annotations
@@ -181,6 +184,8 @@ class Outcome:
     note: np.ndarray
     validated: np.ndarray      # decided at a valid pair (not only by agreement at one step)
     evaluations: int = 0
+    #: for the undecided: "noise", "truncation" or "kinks" (what stopped the walk)
+    why: np.ndarray | None = None
 
 
 @dataclass
@@ -429,8 +434,9 @@ def decide(evaluate: Evaluate, x: np.ndarray, analytic: np.ndarray, first: Level
            note)
     left = (status == INCONCLUSIVE) & np.isfinite(a)
     for i in np.flatnonzero(left):
-        note[i] = _remedy(why[i] or ("kinks" if not seen_valid[i] else "noise"))
-    return Outcome(status, numeric, bar, step, note, validated, spent)
+        why[i] = why[i] or ("kinks" if not seen_valid[i] else "noise")
+        note[i] = _remedy(why[i])
+    return Outcome(status, numeric, bar, step, note, validated, spent, why)
 
 
 def _mask(n: int, idx: np.ndarray) -> np.ndarray:
@@ -483,3 +489,83 @@ def _remedy(why: str) -> str:
                 "step; method='complex' or a smaller h would decide it")
     return ("no step tried was in the smooth regime (kinks inside every step, down to the "
             "loss's noise); method='complex' or a float64 loss with less noise would decide it")
+
+
+#: Jittered steps averaged per level by :func:`averaged_level`, and their relative spread.
+AVERAGE = 32
+JITTER = 0.1
+
+
+def effective_count(steps: np.ndarray) -> np.ndarray:
+    """Per entry (column), the effective number of independent samples among ``m`` steps
+    actually taken (rows): ``m² / Σ_k n_k²`` with ``n_k`` the multiplicity of each distinct
+    step (a float16 parameter rounds nearby steps to the same point, whose noise is the same
+    sample)."""
+    m = steps.shape[0]
+    out = np.ones(steps.shape[1])
+    srt = np.sort(steps, axis=0)
+    for j in range(steps.shape[1]):
+        _, counts = np.unique(srt[:, j], return_counts=True)
+        out[j] = m * m / float(np.sum(counts.astype(np.float64) ** 2))
+    return out
+
+
+def averaged_level(evaluate: Evaluate, x: np.ndarray, steps: np.ndarray, f0: float,
+                   sigma: float, dtype: np.dtype, m: int = AVERAGE) -> Level:
+    """A :class:`Level` averaged over ``m`` steps ``s·(1 + JITTER·u)``, ``u`` evenly in
+    ``[-1/2, 1/2]``: the rounding of ``f(x ± s_j)`` is independent between the jittered points
+    (they differ by many ulps of the arithmetic), so the mean central difference has rounding
+    ``σ/(s·√m_eff)`` (``m_eff``: :func:`effective_count`), while its truncation is
+    ``f'''·mean(s_j²)/6`` — an order-2 estimate at the step ``√mean(s_j²)``, which
+    Richardson's test of :func:`analyse_pair` treats like any other (the jitter pattern is the
+    same at every level). The bar is the larger of the noise-based one and the measured
+    scatter of the ``m`` estimates (``K_ROUND·√2·std/√m_eff``: the scatter is this entry's
+    own noise, not the model's). The one-sided slopes share ``f(x)``, whose noise does not
+    average: the gap's bar is ``2·√(2/m_eff + 4)·σ/s`` (``K_GAP`` for ``m_eff = 1``).
+    Reference: the averaging of independent noisy differences, Moré & Wild, "Estimating
+    derivatives of noisy simulations", ACM TOMS 38(3), 2012, §2."""
+    factors = 1.0 + JITTER * (np.arange(m) / (m - 1) - 0.5)
+    levels = [measure_level(evaluate, x, steps * f, f0, sigma, dtype) for f in factors]
+    finite = np.logical_and.reduce([lv.finite for lv in levels])
+    st = np.stack([lv.step for lv in levels])
+    m_eff = effective_count(np.where(finite, st, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        central = np.mean([lv.central for lv in levels], axis=0)
+        scatter = np.std([lv.central for lv in levels], axis=0, ddof=1)
+        right = np.mean([lv.right for lv in levels], axis=0)
+        left = np.mean([lv.left for lv in levels], axis=0)
+        step = np.sqrt(np.mean(st**2, axis=0))
+        root = np.sqrt(m_eff)
+        rounding = np.maximum(np.mean([lv.rounding for lv in levels], axis=0),
+                              K_ROUND * np.sqrt(2.0) * scatter) / root
+        gap_bar = (np.mean([lv.gap_bar for lv in levels], axis=0) / K_GAP
+                   * 2.0 * np.sqrt(2.0 / m_eff + 4.0))
+    rounding = np.where(finite, rounding, np.inf)
+    gap_bar = np.where(finite, gap_bar, np.inf)
+    return Level(step, central, right, left, rounding, gap_bar, finite & np.isfinite(central))
+
+
+def averaged_pass(evaluate: Evaluate, x: np.ndarray, analytic: np.ndarray, steps: np.ndarray,
+                  cap: np.ndarray, f0: float, sigma: float, dtype: np.dtype, allow: Allowance,
+                  m: int = AVERAGE) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """A last look at entries the ladder left undecided by noise: the levels ``s`` and ``ρs``
+    (``s/ρ`` and ``s`` when ``ρs`` exceeds ``cap``) of :func:`averaged_level`, judged as the
+    ladder judges its own — **pass** at the pair when the one-sided slopes are smooth there
+    and ``|a - D| + bar ≤ A``, or at one level by :func:`single_step_pass` (agreement within
+    the tolerance including the bar, without a jump in the one-sided slopes); never FAIL (the
+    bar of a FAIL must also hold what a hidden kink can do, which averaging does not shrink).
+    Returns (passed, numeric, bar, step, evaluations)."""
+    a = np.asarray(analytic, dtype=np.float64)
+    s = np.asarray(steps, dtype=np.float64)
+    s = np.where(s * RATIO <= cap, s, s / RATIO)
+    small = averaged_level(evaluate, x, s, f0, sigma, dtype, m)
+    big = averaged_level(evaluate, x, s * RATIO, f0, sigma, dtype, m)
+    pair = analyse_pair(big, small)
+    with np.errstate(invalid="ignore"):
+        ok_pair = pair.smooth & (np.abs(a - pair.best) + pair.best_bar <= allow(a, pair.best))
+    one_s = ~ok_pair & single_step_pass(a, small, allow)
+    one_b = ~ok_pair & ~one_s & single_step_pass(a, big, allow)
+    num = np.where(one_s, small.central, np.where(one_b, big.central, pair.best))
+    bar = np.where(one_s, small.rounding, np.where(one_b, big.rounding, pair.best_bar))
+    step = np.where(one_s, small.step, np.where(one_b, big.step, pair.best_step))
+    return ok_pair | one_s | one_b, num, bar, step, 4 * m * x.size

@@ -21,7 +21,7 @@ from gradcheck.estimate import ecnoise
 from gradcheck.estimate.schemes import Scheme
 from gradcheck.judge import ladder, metrics, significance
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
-from gradcheck.judge.verdict import FAIL, PASS
+from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, PASS
 from gradcheck.modes.run import Run
 from gradcheck.options import Plan
 from gradcheck.report.results import TensorReport
@@ -225,10 +225,31 @@ def _confirm(c: Chunk, pick: np.ndarray, entries, f0: float, noise: ecnoise.Nois
 
 
 def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outcome:
-    cap = UP_CAP * np.maximum(np.abs(c.x[pos]), c.scale)
-    return ladder.decide(lambda m, pts: entries(c.leaf, c.idx[pos[m]], pts), c.x[pos],
-                         c.a[pos], c.first.take(pos), f0, noise.sigma, c.dtype, allow,
-                         c.analytic_bar[pos], np.maximum(cap, c.first.step[pos]))
+    """The ladder for entries ``pos``, then the averaged last look
+    (:func:`gradcheck.judge.ladder.averaged_pass`) for those it left undecided by noise or
+    truncation: a float32 loss's noise, not a kink, is what stops them, and averaging
+    jittered steps lowers it."""
+    cap = np.maximum(UP_CAP * np.maximum(np.abs(c.x[pos]), c.scale), c.first.step[pos])
+    out = ladder.decide(lambda m, pts: entries(c.leaf, c.idx[pos[m]], pts), c.x[pos],
+                        c.a[pos], c.first.take(pos), f0, noise.sigma, c.dtype, allow,
+                        c.analytic_bar[pos], cap)
+    if out.why is None:
+        return out
+    again = np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(c.a[pos])
+                           & np.isin(out.why, ("noise", "truncation")))
+    if again.size == 0:
+        return out
+    sub = pos[again]
+    ok, num, bar, step, _ = ladder.averaged_pass(
+        lambda m, pts: entries(c.leaf, c.idx[sub[m]], pts), c.x[sub], c.a[sub],
+        out.step[again], cap[again], f0, noise.sigma, c.dtype, allow)
+    for k in np.flatnonzero(ok):
+        i = again[k]
+        out.status[i], out.numeric[i], out.step[i] = PASS, num[k], step[k]
+        out.error_bar[i] = bar[k] + c.analytic_bar[sub[k]]
+        out.note[i] = (f"agrees at step {step[k]:.1e} (the mean of {ladder.AVERAGE} jittered "
+                       "steps: the loss's noise swamps a single one)")
+    return out
 
 
 def _store(out: ladder.Outcome, pos, status, numeric, bar, note) -> None:
