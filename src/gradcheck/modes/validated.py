@@ -224,6 +224,13 @@ def _confirm(c: Chunk, pick: np.ndarray, entries, f0: float, noise: ecnoise.Nois
     return valid, z, mid.central
 
 
+#: The averaged last look costs ~4·``ladder.AVERAGE`` evaluations per entry: it runs for the
+#: stragglers of a tensor (at most this share of its checked entries, or ``AVERAGED_MIN``), not
+#: for a tensor the loss's noise swamps wholesale, where it would multiply the check's cost.
+AVERAGED_SHARE = 0.15
+AVERAGED_MIN = 16
+
+
 def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outcome:
     """The ladder for entries ``pos``, then the averaged last look
     (:func:`gradcheck.judge.ladder.averaged_pass`) for those it left undecided by noise or
@@ -237,8 +244,8 @@ def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outc
         return out
     again = np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(c.a[pos])
                            & np.isin(out.why, ("noise", "truncation")))
-    if again.size == 0:
-        return out
+    if again.size == 0 or again.size > max(AVERAGED_MIN, AVERAGED_SHARE * c.idx.size):
+        return out  # none left, or so many that averaging would multiply the check's cost
     sub = pos[again]
     ok, num, bar, step, _ = ladder.averaged_pass(
         lambda m, pts: entries(c.leaf, c.idx[sub[m]], pts), c.x[sub], c.a[sub],
