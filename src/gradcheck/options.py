@@ -57,13 +57,6 @@ class Plan:
     #: The scheme asked for (``method="auto"``: its real fallback until the run decides).
     scheme: Scheme = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
-    @property
-    def nominal_h(self) -> float:
-        """The step asked for, or the scheme's default when ``h="auto"``."""
-        if self.h in (None, "auto"):
-            return self.scheme.default_h
-        return float(self.h)  # type: ignore[arg-type]
-
     def public(self) -> dict[str, Any]:
         """The options as the user asked for them (callables and executors by name)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "scheme"}

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.judge.metrics import chunked_rms
 from gradcheck.params.snapshot import flat_chunks
 
 #: Points of the difference table (the paper recommends 7).
@@ -236,7 +237,7 @@ def measure_at_entries(evaluator: Any, arrays: list[np.ndarray], grads: list[np.
     ``x_k + t·δ·max(|x_k|, rms)`` are evaluated with the evaluator's ``entries`` call, so a
     forward that raises or writes into its params there is named with that entry."""
     big = int(np.argmax([a.size for a in arrays]))
-    strong = int(np.argmax([_rms(g) for g in grads]))
+    strong = int(np.argmax([chunked_rms([g]) for g in grads]))
     rng = np.random.default_rng(0)
     candidates = []
     for j in dict.fromkeys([big, strong]):
@@ -246,7 +247,7 @@ def measure_at_entries(evaluator: Any, arrays: list[np.ndarray], grads: list[np.
     for j, k in list(dict.fromkeys(candidates))[:MAX_LINES]:
         x = np.asarray(arrays[j]).reshape(-1)
         xk = float(np.real(x[k]))
-        unit = max(abs(xk), _rms(arrays[j])) or 1.0
+        unit = max(abs(xk), chunked_rms([arrays[j]])) or 1.0
 
         def line(delta: float, t: np.ndarray, j=j, k=k, xk=xk, unit=unit
                  ) -> np.ndarray:
@@ -268,22 +269,6 @@ def measure_at_entries(evaluator: Any, arrays: list[np.ndarray], grads: list[np.
 def _chunks(values: np.ndarray):
     for c in flat_chunks(np.asarray(values)):
         yield (c.real if np.iscomplexobj(c) else c)
-
-
-def _rms(values: np.ndarray) -> float:
-    """RMS of the finite entries, chunk by chunk (no array-sized temporaries)."""
-    m = 0.0
-    for c in _chunks(values):
-        f = c[np.isfinite(c)]
-        if f.size:
-            m = max(m, float(np.max(np.abs(f))))
-    if m == 0.0:
-        return 0.0
-    total, count = 0.0, 0
-    for c in _chunks(values):
-        u = c[np.isfinite(c)].astype(np.float64) / m
-        total, count = total + float(np.dot(u, u)), count + u.size
-    return m * float(np.sqrt(total / count))
 
 
 def _argmax_abs(values: np.ndarray) -> int:
