@@ -45,10 +45,10 @@ from gradcheck.derivatives.projection import (
     projection,
     random_direction_like,
     restricted,
+    worst_failing,
 )
 from gradcheck.errors import ForwardError, InputError
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
-from gradcheck.judge.verdict import FAIL
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.params.analytic import _is_loss_and_grads
@@ -191,12 +191,7 @@ def _attribute_columns(report: Report, leaves: list[trees.Leaf], real: Any,
                        worst: int) -> list[str]:
     """Name the Hessian column of the ``worst`` failing rows (notes, and entry notes)."""
     offsets, name = flat_names(leaves)
-    failing = []
-    for ti, t in enumerate(report.tensors):
-        for pos in np.flatnonzero(t.status == FAIL):
-            failing.append((float(np.nan_to_num(t.error[pos], nan=np.inf)), ti, int(pos)))
-    failing.sort(key=lambda item: (-item[0], item[1], item[2]))   # the report's order
-    failing = failing[:worst]
+    failing = worst_failing(report, worst)
     if not failing:
         return []
     rows = [int(offsets[ti] + report.tensors[ti].flat_index[pos]) for _, ti, pos in failing]

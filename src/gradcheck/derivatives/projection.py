@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.judge.verdict import FAIL
 from gradcheck.params import tree as trees
+from gradcheck.report.results import Report
 
 
 def random_direction_like(arrays: Sequence[np.ndarray], rng: np.random.Generator
@@ -190,3 +192,14 @@ def restricted(direction: Sequence[np.ndarray], offsets: np.ndarray, idx: np.nda
         r.reshape(-1)[keep] = d.reshape(-1)[keep]
         out.append(r)
     return out
+
+
+def worst_failing(report: Report, worst: int) -> list[tuple[float, int, int]]:
+    """The ``worst`` failing entries of ``report`` as ``(error, tensor position, entry
+    position)``, largest error first (NaN errors first of all), in the report's order."""
+    failing = []
+    for ti, t in enumerate(report.tensors):
+        for pos in np.flatnonzero(t.status == FAIL):
+            failing.append((float(np.nan_to_num(t.error[pos], nan=np.inf)), ti, int(pos)))
+    failing.sort(key=lambda item: (-item[0], item[1], item[2]))
+    return failing[:worst]

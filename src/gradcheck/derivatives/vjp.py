@@ -29,9 +29,15 @@ from typing import Any
 import numpy as np
 
 from gradcheck.check import check
-from gradcheck.derivatives.projection import attribute, flat_names, host, projection, restricted
+from gradcheck.derivatives.projection import (
+    attribute,
+    flat_names,
+    host,
+    projection,
+    restricted,
+    worst_failing,
+)
 from gradcheck.errors import ForwardError, InputError
-from gradcheck.judge.verdict import FAIL
 from gradcheck.params import complexview
 from gradcheck.params import tree as trees
 from gradcheck.report.results import Report
@@ -163,12 +169,7 @@ def _attribute_outputs(report: Report, leaves: list[trees.Leaf], outs: list[tree
     """Name the output element behind each of the ``worst`` failing input entries."""
     in_offsets, in_name = flat_names(leaves)
     out_offsets, out_name = flat_names(outs)
-    failing = []
-    for ti, t in enumerate(report.tensors):
-        for pos in np.flatnonzero(t.status == FAIL):
-            failing.append((float(np.nan_to_num(t.error[pos], nan=np.inf)), ti, int(pos)))
-    failing.sort(key=lambda item: (-item[0], item[1], item[2]))   # the report's order
-    failing = failing[:worst]
+    failing = worst_failing(report, worst)
     if not failing:
         return []
     base = [np.asarray(leaf.array) for leaf in leaves]
