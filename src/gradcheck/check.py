@@ -430,7 +430,7 @@ def expected_evaluations(leaves: list[trees.Leaf], plan: Plan) -> int:
 
 def overall_status(tensors: list[TensorReport]) -> str:
     """fail if any tensor failed, else inconclusive if any is, else pass."""
-    if any(t.failed for t in tensors):
+    if any(t.verdict == "FAIL" for t in tensors):
         return "fail"
     if any(t.verdict == "inconclusive" for t in tensors):
         return "inconclusive"

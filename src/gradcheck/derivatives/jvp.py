@@ -217,7 +217,7 @@ def _directional(forward: Callable[[Any], Any],
         evaluations += located.evaluations
         warnings += located.warnings
         notes += located.notes
-        found = {t.name for t in located.tensors if t.failed}
+        found = {t.name for t in located.tensors if t.verdict == "FAIL"}
         for j in failing:   # the located entries stand for the directional derivative
             if leaves[j].name in found:
                 notes.append(f"{leaves[j].name}·u: jvp = {tensors[j].analytic[0]:.6g}, "
@@ -227,7 +227,7 @@ def _directional(forward: Callable[[Any], Any],
         tensors += located.tensors
         notes.append(f"{', '.join(names)}: the JVP along a random tangent disagrees; their "
                      "gradient was built from one-hot JVPs and localised.")
-    status = "fail" if any(t.failed for t in tensors) else (
+    status = "fail" if any(t.verdict == "FAIL" for t in tensors) else (
         "inconclusive" if any(t.verdict == "inconclusive" for t in tensors) else "pass")
     notes.insert(0, f"Forward mode, directional: one JVP per tensor along a random tangent u "
                  f"against the central difference of f(θ + s·u) ({calls['jvp']} jvp calls); "

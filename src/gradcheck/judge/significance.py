@@ -46,7 +46,8 @@ class Significant:
     ``relative``: median ``|a - n| / Z`` (below the tolerance); ``sigmas``: median
     ``|a - n| / bar`` over the confirmed entries; ``confirmed``: how many entries were
     validated; ``scale``: the fitted uniform relative error ``c`` (``a ≈ (1 + c)·n``) or
-    ``None``; ``cause``: one sentence.
+    ``None``; ``cause``: one sentence; ``how``: how it was confirmed when not entry by entry
+    (along a direction, :mod:`gradcheck.judge.group`).
     """
 
     tensor: str
@@ -55,17 +56,20 @@ class Significant:
     confirmed: int
     scale: float | None
     cause: str
+    how: str | None = None
 
     @property
     def sentence(self) -> str:
         return (f"'{self.tensor}' differs from the numerical gradient by a relative "
                 f"{self.relative:.1e}: below the tolerance, but {self.sigmas:.0f} times its "
-                f"error bar (confirmed at two steps on {self.confirmed} entries) — "
+                f"error bar ({self.how or 'confirmed at two steps'} on {self.confirmed} "
+                "entries) — "
                 f"{self.cause}. strict=True fails it.")
 
     def to_dict(self) -> dict:
         return {"tensor": self.tensor, "relative": self.relative, "sigmas": self.sigmas,
-                "confirmed": self.confirmed, "scale": self.scale, "cause": self.cause}
+                "confirmed": self.confirmed, "scale": self.scale, "cause": self.cause,
+                "how": self.how}
 
 
 def is_candidate(a: np.ndarray, n: np.ndarray, bar: np.ndarray, passed: np.ndarray) -> bool:

@@ -13,13 +13,13 @@ discrepancies (:mod:`gradcheck.judge.significance`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from gradcheck.estimate import ecnoise
 from gradcheck.estimate.schemes import Scheme
-from gradcheck.judge import ladder, metrics, significance
+from gradcheck.judge import group, ladder, metrics, significance
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
 from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, PASS
 from gradcheck.modes.run import Run
@@ -130,15 +130,22 @@ def model_floor(chunks: list[Chunk], grads_rms: float) -> float:
     return min(grads_rms, metrics.rms(np.concatenate(vals)) if vals else 0.0)
 
 
+Moves = Callable[[int, np.ndarray], group.MoveLoss]
+
+
 def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
                 f0: float, noise: ecnoise.Noise,
                 allow_of: Callable[[Chunk], Callable[[np.ndarray, np.ndarray], np.ndarray]],
-                strict: bool) -> tuple[dict[str, np.ndarray], significance.Significant | None]:
+                strict: bool, moves: Moves
+                ) -> tuple[dict[str, np.ndarray], significance.Significant | None,
+                           group.Group | None]:
     """Verdicts for one chunk: a pass at the first step, the ladder for the rest (at most
     ``MAX_REEXAMINE`` would-be failures first), then the significance screen of the passed
-    entries (FAIL for the confirmed ones with ``strict``). Returns the per-entry arrays
-    (status, numeric, bar, note) and the :class:`~gradcheck.judge.significance.Significant`
-    record or ``None``."""
+    entries (FAIL for the confirmed ones with ``strict``), and the entries no step decided
+    judged together (:mod:`gradcheck.judge.group`; ``moves(leaf, idx)`` gives the loss at
+    those entries set to values). Returns the per-entry arrays (status, numeric, bar, note),
+    the :class:`~gradcheck.judge.significance.Significant` record or ``None``, and the
+    :class:`~gradcheck.judge.group.Group` that fails the tensor or ``None``."""
     first = c.first
     n = c.a.size
     allow = allow_of(c)
@@ -170,31 +177,85 @@ def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.nd
         out = _ladder(c, todo, entries, f0, noise, allow)
         _store(out, todo, status, numeric, bar, note)
         step[todo] = out.step
-    sig = None
+    sig, grp = None, None
     cand = (status == PASS) & c.first.finite
     if cand.any() and significance.is_candidate(c.a, numeric, bar, cand):
-        pick = significance.pick(c.a, cand)
-        valid, z, numeric[pick] = _confirm(c, pick, entries, f0, noise, step)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            zden = allow(c.a[pick], numeric[pick]) / c.tol
-        sig = significance.report(c.name, c.a[pick], numeric[pick], z, valid, zden)
-        bad = pick[valid & (z > significance.Z_SIGNIFICANT)]
-        own = tensor_relative(c, pick, numeric)
-        if sig is not None and np.median(own[valid]) > c.tol:
-            # wrong at the tensor's own scale, hidden only by the model's larger gradients
-            status[bad] = FAIL
-            note[bad] = (f"wrong by a relative {np.median(own[valid]):.1e} at this tensor's own "
-                         f"gradient scale ({sig.sigmas:.0f} validated error bars); only the "
-                         "model's larger gradients keep it below the tolerance")
-            sig = None
-        elif sig is not None and strict:
-            status[bad] = FAIL
-            note[bad] = (f"strict: below the tolerance but {sig.sigmas:.0f} times its error "
-                         "bar (a small but significant discrepancy)")
+        sig, unconfirmed = _significant(c, cand, entries, f0, noise, allow, strict, step,
+                                        status, numeric, note)
+        if unconfirmed:
+            # kinks at every step of the entries: look along the tensor's own direction
+            sig, grp = _together_significant(c, np.flatnonzero(cand), allow, f0, noise,
+                                             moves, strict)
+    undecided = np.flatnonzero((status == INCONCLUSIVE) & np.isfinite(c.a))
+    if grp is None and undecided.size >= 2 and not np.any(status == FAIL):
+        grp = group.fail_look(_members(c, undecided, allow), numeric[undecided], f0,
+                              noise.sigma, moves(c.leaf, c.idx[undecided]))
     if c.relative is not None and c.relative.any():
         note[c.relative] = [f"{RELATIVE_NOTE}; {n}" if n else RELATIVE_NOTE
                             for n in note[c.relative]]
-    return {"status": status, "numeric": numeric, "bar": bar, "note": note}, sig
+    return {"status": status, "numeric": numeric, "bar": bar, "note": note}, sig, grp
+
+
+def _significant(c: Chunk, cand: np.ndarray, entries, f0: float, noise: ecnoise.Noise, allow,
+                 strict: bool, step: np.ndarray, status: np.ndarray, numeric: np.ndarray,
+                 note: np.ndarray) -> tuple[significance.Significant | None, bool]:
+    """The significance screen of a candidate tensor's passed entries ``cand``
+    (:mod:`gradcheck.judge.significance`), updating ``status``, ``numeric`` and ``note`` in
+    place: FAIL for the confirmed entries that are wrong at the tensor's own gradient scale,
+    or with ``strict``. Returns the report (``None`` when none stands) and whether too few
+    entries validated to tell (kinks at every step)."""
+    pick = significance.pick(c.a, cand)
+    valid, z, numeric[pick] = _confirm(c, pick, entries, f0, noise, step)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zden = allow(c.a[pick], numeric[pick]) / c.tol
+    sig = significance.report(c.name, c.a[pick], numeric[pick], z, valid, zden)
+    if sig is None:
+        return None, np.count_nonzero(valid) < min(significance.MIN_CONFIRMED, valid.size)
+    bad = pick[valid & (z > significance.Z_SIGNIFICANT)]
+    own = float(np.median(tensor_relative(c, pick, numeric)[valid]))
+    if own > c.tol:
+        # wrong at the tensor's own scale, hidden only by the model's larger gradients
+        status[bad] = FAIL
+        note[bad] = (f"wrong by a relative {own:.1e} at this tensor's own gradient scale "
+                     f"({sig.sigmas:.0f} validated error bars); only the model's larger "
+                     "gradients keep it below the tolerance")
+        return None, False
+    if strict:
+        status[bad] = FAIL
+        note[bad] = (f"strict: below the tolerance but {sig.sigmas:.0f} times its error bar "
+                     "(a small but significant discrepancy)")
+    return sig, False
+
+
+def _members(c: Chunk, pos: np.ndarray, allow) -> group.Members:
+    """Entries ``pos`` of a chunk as a :class:`~gradcheck.judge.group.Members`: tolerance
+    ``A_i = allow(a_i, a_i)``, first step the median of theirs, cap ``UP_CAP·scale``."""
+    a = c.a[pos]
+    eps = float(np.finfo(c.dtype).eps) if np.issubdtype(c.dtype, np.floating) else 0.0
+    return group.Members(c.name, c.x[pos], a, allow(a, a), c.analytic_bar[pos], eps,
+                         float(np.median(c.first.step[pos])), UP_CAP * c.scale)
+
+
+def _together_significant(c: Chunk, pos: np.ndarray, allow, f0: float, noise: ecnoise.Noise,
+                          moves: Moves, strict: bool
+                          ) -> tuple[significance.Significant | None, group.Group | None]:
+    """The significance screen along the tensor's analytic direction
+    (:func:`gradcheck.judge.group.significance_look`): a report, or a failing group when the
+    discrepancy is beyond the tolerance at the tensor's own gradient scale (or ``strict``)."""
+    m = _members(c, pos, allow)
+    g = group.significance_look(m, f0, noise.sigma, moves(c.leaf, c.idx[pos]))
+    if g is None or g.sigmas <= significance.Z_SIGNIFICANT:
+        return None, None
+    own = g.discrepancy / abs(g.analytic) if g.analytic else float("inf")
+    if own > c.tol:
+        return None, replace(g, failed=True, kind=group.OWN_SCALE, own=own)
+    if strict:
+        return None, replace(g, failed=True, kind=group.STRICT)
+    relative = g.discrepancy / (g.allowance / c.tol)
+    cause = (f"a uniform relative error of {g.scale:+.1e} along it, or a small term wrong "
+             "under a larger one" if g.scale is not None else significance.SMALL_TERM)
+    return significance.Significant(c.name, relative, g.sigmas, g.entries, g.scale, cause,
+                                    how=f"along {g.direction}, at validated steps"), None
 
 
 def tensor_relative(c: Chunk, pick: np.ndarray, numeric: np.ndarray) -> np.ndarray:
@@ -314,6 +375,10 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
     live = [c for c in chunks if c.idx.size]
     entries = state.numeric.entries
     count0 = state.numeric.count
+
+    def moves(leaf: int, index: np.ndarray) -> group.MoveLoss:
+        return lambda values: state.numeric.directions([(leaf, index, v) for v in values])
+
     h = None if state.h is None else float(state.h)
     measure_first(live, entries, f0, noise, h, plan.relative_step)
     # Z never below the model's own gradient scale (issue #10: a floor of 1e-8 swamps a loss
@@ -325,14 +390,14 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
         if c.idx.size == 0:
             out.append(None)
             continue
-        arrays, sig = judge_chunk(c, entries, f0, noise, allow_of, plan.strict)
+        arrays, sig, grp = judge_chunk(c, entries, f0, noise, allow_of, plan.strict, moves)
         num = arrays["numeric"]
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = metrics.absolute_error(c.a, num)
             err = metrics.error(c.a, num, plan.measure, plan.denominator, floor)
         t = TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), c.idx, c.a, num, err,
                          abs_err, arrays["bar"], arrays["status"], arrays["note"])
-        t.significant = sig
+        t.significant, t.group = sig, grp
         out.append(t)
     if state.progress is not None:  # the ladder's evaluations beyond 2 per entry
         extra = state.numeric.count - count0 - 2 * sum(c.idx.size for c in live)

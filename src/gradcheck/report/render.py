@@ -75,6 +75,13 @@ def render_report(report: Report, worst: int = 5) -> str:
             rows.append([e.name, fmt(e.analytic), fmt(e.numeric), fmt(e.error),
                          fmt(e.error_bar), e.status, e.note])
         out += table(rows, right={1, 2, 3, 4})
+    groups = [t.group for t in report.tensors if t.group_failed]
+    if groups:
+        out.append("")
+        out.append("Tensors that fail as a group (no single entry could be resolved):"
+                   if all(g.kind == "together" for g in groups) else
+                   "Tensors that fail as a group:")
+        out += [f"  {g.sentence}" for g in groups]
     if report.significant:
         out.append("")
         out.append("Small but significant discrepancies (reported; strict=True fails them):")

@@ -69,6 +69,9 @@ class TensorReport:
     #: gradcheck.judge.significance.Significant when the tensor passed with a small but
     #: significant discrepancy (below the tolerance, many error bars above the numerics).
     significant: Any = None
+    #: gradcheck.judge.group.Group when the tensor fails as a group (its entries judged
+    #: together along one direction), else None.
+    group: Any = None
 
     @property
     def size(self) -> int:
@@ -86,8 +89,13 @@ class TensorReport:
         return self.count(FAIL)
 
     @property
+    def group_failed(self) -> bool:
+        """Whether the tensor fails as a group although no entry fails on its own."""
+        return self.group is not None and bool(self.group.failed)
+
+    @property
     def verdict(self) -> str:
-        if self.failed:
+        if self.failed or self.group_failed:
             return "FAIL"
         if self.count(INCONCLUSIVE):
             return "inconclusive"
@@ -139,6 +147,7 @@ class TensorReport:
                 "factor": _num(self.likely_bug.factor) if self.likely_bug.factor is not None
                 else None},
             "directional": self.directional.to_dict() if self.directional else None,
+            "group": self.group.to_dict() if self.group is not None else None,
         }
 
 
@@ -184,7 +193,7 @@ class Report:
 
     @property
     def failing_tensors(self) -> list[str]:
-        return [t.name for t in self.tensors if t.failed]
+        return [t.name for t in self.tensors if t.verdict == "FAIL"]
 
     def entries(self, status: str | None = None) -> list[EntryResult]:
         """All checked entries (optionally only those with ``status``), worst first."""
