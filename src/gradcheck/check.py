@@ -193,7 +193,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                  [g * plan.loss_scale for g in analytic.grads])
         state = Run(plan, leaves, base.work, grads, evaluator, numeric, rescue, choice.scheme,
                     choice.h, model_scale(analytic.grads) * plan.loss_scale, f0, noise,
-                    base.progress, measured)
+                    base.progress, measured, _noise_meter(base, analytic, measured))
         tensors = MODES[plan.mode](state)
         mark_unstable(tensors, intake.unstable)
         evaluations = probes + sum(e.count for e in {id(e): e for e in
@@ -305,10 +305,12 @@ def _start(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],
 
 def _measure_noise(plan: Plan, choice: SchemeChoice, leaves: list[trees.Leaf], base: Start,
                    analytic: Analytic) -> Any:
-    """The loss's noise, measured (issue #10) when the validated engine runs, else ``None``:
-    a difference table (:mod:`gradcheck.estimate.ecnoise`), or the assumed level when the
-    table would cost more than the check."""
-    if not validated.wanted(plan, choice.scheme, choice.h, choice.rescue):
+    """The loss's noise, measured (issue #10) for every elementwise check with a real scheme,
+    else ``None`` (directional mode measures on demand, :func:`_noise_meter`): a difference
+    table (:mod:`gradcheck.estimate.ecnoise`), or the assumed level when the table would cost
+    more than the check. A noise assumed from the returned dtype is wrong for a forward that
+    computes in float32 and returns a Python float, and every path's error bars rest on it."""
+    if plan.mode != "elementwise" or choice.scheme.is_complex:
         return None
     spread = abs(base.f0 - base.f0_again)
     if expected_evaluations(leaves, plan) >= ecnoise.WORTH_MEASURING:
@@ -319,6 +321,21 @@ def _measure_noise(plan: Plan, choice: SchemeChoice, leaves: list[trees.Leaf], b
     if base.progress is not None:
         base.progress.add_total(measured.evaluations)
     return measured
+
+
+def _noise_meter(base: Start, analytic: Analytic, measured: Any) -> Callable[[], Any]:
+    """The loss's measured noise on demand, measured at most once (``measured`` when the run
+    already has it): a mode that needs it only sometimes — directional mode, when a test
+    disagrees — pays the difference table only then."""
+    cache = [measured]
+
+    def meter() -> Any:
+        if cache[0] is None:
+            cache[0] = ecnoise.measure_at_entries(base.evaluator, base.work.arrays,
+                                                  analytic.grads, base.f0,
+                                                  abs(base.f0 - base.f0_again))
+        return cache[0]
+    return meter
 
 
 def _numeric_evaluators(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],

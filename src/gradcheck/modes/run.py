@@ -40,6 +40,8 @@ class Run:
     progress: Any = None
     #: the loss's measured noise (gradcheck.estimate.ecnoise.Noise), or None
     measured: Any = None
+    #: ``meter()`` measures the loss's noise on demand (once; ``measured`` when known)
+    meter: Any = None
 
     @property
     def nominal_h(self) -> float:
