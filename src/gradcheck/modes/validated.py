@@ -233,7 +233,7 @@ def _members(c: Chunk, pos: np.ndarray, allow) -> group.Members:
     a = c.a[pos]
     eps = float(np.finfo(c.dtype).eps) if np.issubdtype(c.dtype, np.floating) else 0.0
     return group.Members(c.name, c.x[pos], a, allow(a, a), c.analytic_bar[pos], eps,
-                         float(np.median(c.first.step[pos])), UP_CAP * c.scale)
+                         float(np.median(c.first.step[pos])), UP_CAP * max(c.scale, 1.0))
 
 
 def _together_significant(c: Chunk, pos: np.ndarray, allow, f0: float, noise: ecnoise.Noise,
