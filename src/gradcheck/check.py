@@ -88,8 +88,10 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     h : first step (default for central: from the loss's measured noise,
         ``2·(σ/|f|)^(1/3)·max(|θ|, 1)``, about 1e-5 in float64, then validated steps as needed
         — :mod:`gradcheck.modes.validated`; central4 3e-3, richardson 2e-2, complex 1e-20), or
-        ``"auto"`` for a step per entry (:func:`gradcheck.estimate.steps.auto_estimate`).
-        relative_step : ``h·|θ_i|``.
+        ``"auto"``: central steps chosen by the validated engine (another scheme's first step
+        per entry from :func:`gradcheck.estimate.steps.auto_estimate`).
+        relative_step : ``h·|θ_i|`` for an explicit ``h`` (the default step is already
+        relative to ``|θ|`` above 1).
     tol : tolerance on the error measure (default 1e-5).
     measure : ``"relative"`` (default) or ``"absolute"``.
     denominator : ``Z`` of the relative error: ``"max"`` (max(|a|,|n|), default),
@@ -107,13 +109,14 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
     reset : a callable run before every evaluation, for any other random state.
     loss_scale : multiply the loss (and the gradients) by this constant, the lecture's remedy for
         gradients too small to resolve.
-    second_look : re-examine entries the first estimate cannot settle (default True). With
-        central differences: the validated ladder of :mod:`gradcheck.judge.ladder` (steps /4
-        and ×4, a FAIL only where a pair of steps is shown smooth and of second order, the kink
-        test where the one-sided slopes keep a jump); other schemes: smaller steps with a kink
-        test (:mod:`gradcheck.judge.kinks`), larger steps for inconclusive entries
-        (:mod:`gradcheck.judge.secondlook`). ``second_look=False`` judges the first estimate
-        alone, the old way.
+    second_look : re-examine entries the first estimate cannot settle (default True): the
+        validated ladder of :mod:`gradcheck.judge.ladder` (central steps /4 and ×4, a FAIL
+        only where a pair of steps is shown smooth and of second order, the kink test where
+        the one-sided slopes keep a jump). Another real scheme's estimate may pass an entry;
+        the entries it does not pass go to that ladder, so only validated central differences
+        FAIL an entry (:mod:`gradcheck.modes.validated`). ``second_look=False`` judges the
+        first estimate alone: it may pass an entry, and an entry it would fail is
+        inconclusive (one step is no validated evidence).
     context : facts that help explain a failure, e.g. ``{"batch_size": 32, "seq_len": 10,
         "time_axis": 0, "repeated_rows": {"W_embed": mask}}``: a gradient B times too large
         is then named as a missing division by the batch size. ``"terms": {"b": T}`` gives

@@ -11,7 +11,10 @@ few more loss evaluations (only for those entries, so a correct smooth model pay
   the next step: central differences are ``O(s²)``, so ``|n(s_k) - n(s_{k+1})| ≈ 99·T(s_k)``
   (Richardson; see Press et al., *Numerical Recipes*, §5.7, and the step-ladder of
   numdifftools). The entry is re-judged at ``s_k`` with the error bar
-  ``noise/s_k + SAFETY·|n(s_k) - n(s_{k+1})|/99``; the first step that decides wins.
+  ``noise/s_k + SAFETY·|n(s_k) - n(s_{k+1})|/99``; the first step that decides wins. Steps
+  never grow beyond ``UP_CAP·max(|x|, RMS of the chunk's values)``: a step far beyond the
+  parameter's own scale crosses every kink of a ReLU layer, where two estimates can agree
+  with each other and not with the gradient (as :data:`gradcheck.modes.validated.UP_CAP`).
 
 What is still undecided stays *inconclusive* with a note saying what would decide it.
 """
@@ -37,6 +40,8 @@ CONFIRMED = 16
 LADDER_DOWN = (1e-1, 1e-2, 1e-3, 1e-4)
 #: Safety factor on the Richardson truncation estimate.
 SAFETY = 3.0
+#: The step-up ladder's steps stay below this multiple of the parameter's own scale.
+UP_CAP = 0.5
 
 
 @dataclass
@@ -121,20 +126,23 @@ def second_look(ctx: Context, j: Judgement, error_bar: np.ndarray, kinks_enabled
     todo = np.flatnonzero((status == INCONCLUSIVE) & finite & trunc_bound)
     if todo.size:
         evaluations += _ladder(ctx, todo, np.asarray(ctx.step[todo], dtype=np.float64),
-                               LADDER_DOWN, noisy_fail, status, reason, numeric, bar)
-    # 3. inconclusive entries and noise-limited failures: larger steps.
+                               LADDER_DOWN, noisy_fail, status, reason, numeric, bar,
+                               why="the estimate at h was within its truncation error")
+    # 3. inconclusive entries and noise-limited failures: larger steps, up to the cap.
     todo = np.flatnonzero(((status == INCONCLUSIVE) | noisy_fail) & finite & ~trunc_bound)
     if todo.size:
-        base = np.asarray(ctx.step[todo], dtype=np.float64) * np.maximum(1.0, np.abs(
-            np.asarray(ctx.x[todo], dtype=np.float64)))
+        xs = np.abs(np.asarray(ctx.x, dtype=np.float64))
+        base = np.asarray(ctx.step[todo], dtype=np.float64) * np.maximum(1.0, xs[todo])
+        cap = np.maximum(UP_CAP * np.maximum(xs[todo], metrics.rms(xs)), base)
         evaluations += _ladder(ctx, todo, base, LADDER, noisy_fail, status, reason, numeric,
-                               bar)
+                               bar, cap=cap)
     # 4. the loss is not finite at x ± h (a domain edge within h): smaller steps.
     todo = np.flatnonzero(np.isfinite(ctx.analytic) & ~np.isfinite(numeric)
                           & np.isfinite(ctx.step))
     if todo.size:
         evaluations += _ladder(ctx, todo, np.asarray(ctx.step[todo], dtype=np.float64),
-                               LADDER_DOWN, noisy_fail, status, reason, numeric, bar)
+                               LADDER_DOWN, noisy_fail, status, reason, numeric, bar,
+                               why="the loss is not finite at x ± h")
     # 5. say what would decide what is left.
     left = np.flatnonzero((status == INCONCLUSIVE) & finite)
     for i in left:
@@ -157,15 +165,18 @@ def _truncation_dominated(ctx: Context) -> np.ndarray:
 
 def _ladder(ctx: Context, todo: np.ndarray, base: np.ndarray, multipliers: tuple[float, ...],
             noisy_fail: np.ndarray, status: np.ndarray, reason: np.ndarray, numeric: np.ndarray,
-            bar: np.ndarray) -> int:
+            bar: np.ndarray, why: str = "", cap: np.ndarray | None = None) -> int:
     """Re-judge ``todo`` at steps ``base·m`` for ``m`` in ``multipliers``, each judged with a
-    truncation bar from the next step; update the arrays in place; return evaluations."""
+    truncation bar from the next step, never beyond ``cap`` (per entry); update the arrays in
+    place; return evaluations. ``why`` is the reason a down-ladder was needed (the note)."""
     count0 = getattr(ctx.evaluator, "count", 0)
     down = multipliers[-1] < multipliers[0]
     n = todo.size
     prev = {k: np.full(n, np.nan) for k in ("c", "rc", "step")}
     pending = np.ones(n, bool)
     for level, m in enumerate(multipliers):
+        if cap is not None:
+            pending &= base * m <= cap
         pos = np.flatnonzero(pending)
         if pos.size == 0:
             break
@@ -196,14 +207,14 @@ def _ladder(ctx: Context, todo: np.ndarray, base: np.ndarray, multipliers: tuple
                 numeric[i] = c[k]
                 bar[i] = b[k]
                 if down:
-                    why = "the loss is not finite at x ± h"
+                    cause = why
                 elif noisy_fail[i]:
-                    why = "the disagreement at h was within a few rounding errors"
+                    cause = "the disagreement at h was within a few rounding errors"
                 else:
-                    why = "rounding swamped the difference at h"
+                    cause = "rounding swamped the difference at h"
                 verdict = "agrees" if passed[k] else "disagrees"
                 size = "smaller" if down else "larger"
-                reason[i] = f"{verdict} at the {size} step {st[k]:.1e} ({why})"
+                reason[i] = f"{verdict} at the {size} step {st[k]:.1e} ({cause})"
             pending[pos[passed | failed]] = False
         prev["c"][pos], prev["rc"][pos], prev["step"][pos] = (p.central, p.rounding_central,
                                                                p.step)

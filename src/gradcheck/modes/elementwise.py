@@ -1,18 +1,25 @@
 """Elementwise mode: a numeric estimate for every selected entry of every tensor.
 
-With the default scheme (central differences) the validated engine of
-:mod:`gradcheck.modes.validated` decides (issue #10). Other schemes, ``h="auto"``,
-``second_look=False`` and ``method="auto"`` take the path below.
+With every real scheme (central differences by default; central4, richardson, forward,
+backward; any ``h``, ``"auto"`` included) the validated engine of
+:mod:`gradcheck.modes.validated` decides (issue #10): another scheme's estimate may pass an
+entry, only the validated central ladder can FAIL one. The complex step and
+``second_look=False`` take the path below (as do the entries directional mode localises).
 
 For each tensor the selected entries (all, or a sample) are perturbed one at a time by the
 run's scheme; each estimate carries an error bar (truncation + rounding + the analytic
 gradient's own precision) and is judged by :func:`gradcheck.judge.verdict.judge`. Entries the
 first estimate cannot settle get a second look (smaller steps and the kink test for would-be
 failures, larger steps for rounding-limited ones; :mod:`gradcheck.judge.secondlook`), and with
-``method="auto"`` the complex step where the real scheme stayed inconclusive.
+``method="auto"`` the complex step where the real scheme stayed inconclusive. With
+``second_look=False`` an estimate at one step is never validated (a kink or the truncation
+inside the step can make a correct entry disagree), so an entry it would FAIL is reported
+inconclusive instead (:func:`unvalidated`); only a non-finite analytic value still FAILs.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,7 +28,7 @@ from gradcheck.judge.rescue import rescue_inconclusive
 from gradcheck.judge.secondlook import Context as LookContext
 from gradcheck.judge.secondlook import second_look
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
-from gradcheck.judge.verdict import Criteria, judge, tensor_scale
+from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, Criteria, Judgement, judge, tensor_scale
 from gradcheck.modes import validated
 from gradcheck.modes.run import Run
 from gradcheck.options import Plan
@@ -84,6 +91,8 @@ def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:
     bar = est.error_bar + analytic_bar
     j = judge(a_real, est.value, bar, criteria, scale)
     numeric = est.value
+    if not plan.second_look and not scheme.is_complex:
+        j = unvalidated(j, a_real)
     if plan.second_look and not scheme.is_complex:
         ctx = LookContext(evaluator, i, idx, x, a_real, est.value, est.step, state.f0,
                           state.noise, dtype, criteria, scale, analytic_bar, state.nominal_h,
@@ -95,6 +104,26 @@ def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:
                                               criteria, scale, analytic_bar)
     return TensorReport(leaf.name, leaf.shape, str(leaf.array.dtype), idx, a_real, numeric,
                         j.error, j.abs_error, bar, j.status, j.reason)
+
+
+#: Note of an entry a single unvalidated step would have failed (``second_look=False``).
+UNVALIDATED_NOTE = ("disagrees beyond its error bar at one step, which second_look=False does "
+                    "not validate (a kink or the truncation inside the step can do that to a "
+                    "correct gradient); second_look=True would decide it")
+
+
+def unvalidated(j: Judgement, analytic: np.ndarray) -> Judgement:
+    """``second_look=False``: the FAILs of a finite analytic value at one real step become
+    inconclusive (:data:`UNVALIDATED_NOTE`) — one estimate, with no second step to show it is
+    in the smooth regime, is no evidence against the gradient (see
+    :mod:`gradcheck.judge.ladder`)."""
+    m = (j.status == FAIL) & np.isfinite(analytic)
+    if not m.any():
+        return j
+    status, reason = j.status.copy(), j.reason.copy()
+    status[m] = INCONCLUSIVE
+    reason[m] = UNVALIDATED_NOTE
+    return replace(j, status=status, reason=reason)
 
 
 def empty_tensor(leaf: Leaf) -> TensorReport:

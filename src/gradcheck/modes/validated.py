@@ -8,6 +8,17 @@ taken from those estimates and the analytic gradient, and each tensor's entries 
 :mod:`gradcheck.judge.ladder`: a pass at ``h0`` costs two evaluations, anything else walks a
 ladder of validated steps. Passed tensors are then screened for small but significant
 discrepancies (:mod:`gradcheck.judge.significance`).
+
+Every real scheme goes through this engine. With ``method="central4"``, ``"richardson"``,
+``"forward"``, ``"backward"`` (or ``"auto"`` when it picks one of them) the scheme's own
+estimate is the first look (:func:`scheme_first`): it may **pass** an entry (``|a - n| + bar ≤
+A`` with the scheme's error bar, and no jump in its one-sided slopes), never FAIL one — a
+wider stencil across a kink, or a truncation it does not bound, is no evidence. Every entry it
+does not pass is measured at the central ``h0`` and decided by the ladder, so only validated
+central differences can FAIL an entry (and ``method="auto"``'s complex step, when the forward
+was probed safe, may still decide the ones the ladder leaves inconclusive: :func:`rescue`).
+``h="auto"`` is this engine's own choice of steps: ``h0`` from the measured noise, then the
+ladder (for another scheme, :func:`gradcheck.estimate.steps.auto_estimate` picks its step).
 """
 
 from __future__ import annotations
@@ -17,13 +28,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gradcheck.errors import ForwardError
 from gradcheck.estimate import ecnoise
-from gradcheck.estimate.schemes import Scheme
+from gradcheck.estimate.schemes import Estimate, Scheme, get_scheme
+from gradcheck.estimate.steps import auto_estimate, nominal_steps
 from gradcheck.judge import group, ladder, metrics, significance
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
 from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, PASS
 from gradcheck.modes.run import Run
-from gradcheck.options import Plan
 from gradcheck.report.results import TensorReport
 
 #: ``h0 = H_FACTOR·(σ/|f0|)^(1/3)·max(|θ|, 1)``: about 1e-5 for a float64 loss.
@@ -60,12 +72,22 @@ class Chunk:
     relative: np.ndarray | None = None
     #: the parameters' own scale: RMS of the tensor's values, else of the whole model's
     scale: float = 1.0
+    #: entries passed by another scheme's first look (:func:`scheme_first`); their ``first``
+    #: level holds that scheme's estimate, and ``central_step`` the central ``h0`` the
+    #: significance screen starts from
+    by_scheme: np.ndarray | None = None
+    central_step: np.ndarray | None = None
+    #: fewer entries are checked than the tensor holds (``sample``)
+    sampled: bool = False
 
 
 def first_steps(x: np.ndarray, h: float | None, relative_step: bool, rel_noise: float
                 ) -> np.ndarray:
     """``h0`` per entry: the user's ``h`` (times ``|θ|`` with ``relative_step``), else
-    ``H_FACTOR·(σ/|f0|)^(1/3)·max(|θ|, 1)``."""
+    ``H_FACTOR·(σ/|f0|)^(1/3)·max(|θ|, 1)``. ``relative_step`` changes only an explicit
+    ``h``: the default is already relative to ``|θ|`` where ``|θ| > 1``, and below 1 a step
+    relative to ``|θ|`` only adds rounding (measured on the regime grid: a quarter of the
+    float64 models inconclusive instead of none)."""
     mag = np.abs(np.asarray(x, dtype=np.float64))
     if h is not None:
         return np.where(relative_step & (mag > 0), h * mag, h) if relative_step else np.full(
@@ -91,7 +113,8 @@ def make_chunk(i: int, name: str, idx: np.ndarray, work_array: np.ndarray, grad:
     scale = metrics.rms(a)
     bar = ANALYTIC_ULPS * float(np.finfo(a_dtype).eps) * (np.abs(a) + scale)
     return Chunk(i, name, idx, x.astype(np.float64) if not np.iscomplexobj(x) else x.real,
-                 a, np.where(np.isfinite(bar), bar, 0.0), tol, work_array.dtype)
+                 a, np.where(np.isfinite(bar), bar, 0.0), tol, work_array.dtype,
+                 sampled=idx.size < max(int(np.size(work_array)), 1))
 
 
 def measure_first(chunks: list[Chunk], entries: Callable[[int, np.ndarray, np.ndarray],
@@ -101,25 +124,102 @@ def measure_first(chunks: list[Chunk], entries: Callable[[int, np.ndarray, np.nd
     """The first level of every chunk (``c.first``), with the relative-step fallback for
     entries whose absolute step gave a non-finite loss or did not move them
     (``c.relative``)."""
-    rel = noise.relative(f0)
     for c in chunks:
+        c.first, c.relative = central_first(c, np.arange(c.idx.size), entries, f0, noise, h,
+                                            relative_step)
+
+
+def central_first(c: Chunk, pos: np.ndarray, entries: Callable[[int, np.ndarray, np.ndarray],
+                                                                np.ndarray],
+                  f0: float, noise: ecnoise.Noise, h: float | None, relative_step: bool
+                  ) -> tuple[ladder.Level, np.ndarray]:
+    """The central :class:`~gradcheck.judge.ladder.Level` at ``h0`` (:func:`first_steps`) of
+    the chunk's entries ``pos``, and which of them were moved by the relative fallback: an
+    entry whose absolute step gave a non-finite loss, or did not move it (``x ± h == x``), is
+    measured again at ``H_FACTOR·(σ/|f0|)^(1/3)·|θ|``."""
+    rel = noise.relative(f0)
+    x = c.x[pos]
+
+    def ev(m, pts):
+        return entries(c.leaf, c.idx[pos[m]], pts)
+    h0 = first_steps(x, h, relative_step, rel)
+    first = ladder.measure_level(ev, x, h0, f0, noise.sigma, c.dtype, tolerate_errors=False)
+    relative = np.zeros(pos.size, bool)
+    mag = np.abs(x)
+    tiny_step = h0 < 4 * float(np.finfo(c.dtype).eps) * mag   # x ± h == x
+    redo = ~first.finite & (mag > 0) & ((h0 > MEANINGLESS * mag) | tiny_step)
+    if redo.any():
+        sub = np.flatnonzero(redo)
+        hr = H_FACTOR * rel ** (1.0 / 3.0) * mag[sub]
+        lv = ladder.measure_level(lambda m, pts: ev(sub[m], pts), x[sub], hr, f0, noise.sigma,
+                                  c.dtype)
+        ok = lv.finite
+        ladder.put(first, sub[ok], lv.take(np.flatnonzero(ok)))
+        relative[sub[ok]] = True
+    return first, relative
+
+
+def scheme_first(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                 scheme: Scheme, h: float | str | None, relative_step: bool, f0: float,
+                 noise_abs: float, sigma: float) -> ladder.Level:
+    """Another scheme's estimate of every entry of the chunk, as a first
+    :class:`~gradcheck.judge.ladder.Level`: ``central`` holds the scheme's value, ``rounding``
+    its whole error bar (rounding ``noise_abs·Σ|w_j|`` plus the truncation it estimates), the
+    one-sided slopes its innermost points' (the estimate itself where the stencil has none),
+    ``gap_bar`` the central rounding of those slopes, ``K_GAP·σ/s``. The step is ``h`` (the
+    scheme's default when ``None``; times ``|θ|`` with ``relative_step``), or the scheme's own
+    per-entry choice with ``h="auto"`` (:func:`gradcheck.estimate.steps.auto_estimate`). A
+    forward that raises at the stencil's points leaves the entries not finite (the central
+    first step then decides them)."""
+    def ev(m, pts):
+        return entries(c.leaf, c.idx[m], pts)
+    try:
+        if h == "auto":
+            est = auto_estimate(scheme, ev, c.x, f0, noise_abs, c.dtype)
+        else:
+            steps = nominal_steps(c.x, scheme.default_h if h is None else float(h),
+                                  relative_step)
+            points = scheme.points(c.x, steps, c.dtype)
+            est = scheme.combine(c.x, points, entries(c.leaf, c.idx, points), f0, noise_abs)
+    except ForwardError:
+        nan = np.full(c.idx.size, np.nan)
+        est = Estimate(nan, nan, nan, np.full(c.idx.size, np.inf))
+    return level_of(est, sigma)
+
+
+def level_of(est: Estimate, sigma: float) -> ladder.Level:
+    """An :class:`~gradcheck.estimate.schemes.Estimate` as a first
+    :class:`~gradcheck.judge.ladder.Level` (see :func:`scheme_first`)."""
+    value = np.asarray(est.value, dtype=np.float64)
+    right = value if est.right is None else np.asarray(est.right, dtype=np.float64)
+    left = value if est.left is None else np.asarray(est.left, dtype=np.float64)
+    step = np.asarray(est.step, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = (np.isfinite(value) & np.isfinite(right) & np.isfinite(left) & np.isfinite(step)
+              & (step > 0) & np.isfinite(est.error_bar))
+        bar = np.where(ok, est.error_bar, np.inf)
+        gap_bar = np.where(ok, ladder.K_GAP * sigma / np.where(ok, step, 1.0), np.inf)
+    return ladder.Level(step, value, right, left, bar, gap_bar, ok)
+
+
+def scheme_pass(chunks: list[Chunk], entries: Callable[[int, np.ndarray, np.ndarray],
+                                                       np.ndarray],
+                f0: float, noise: ecnoise.Noise, allow_of, relative_step: bool) -> None:
+    """Keep the entries the scheme's first look passes (``c.by_scheme``;
+    :func:`gradcheck.judge.ladder.single_step_pass`: ``|a - n| + bar ≤ A`` without a jump in
+    the one-sided slopes) and replace the first level of every other entry by the central one
+    at ``h0`` (:func:`central_first`), where the ladder starts."""
+    for c in chunks:
+        allow = allow_of(c)
+        c.by_scheme = ladder.single_step_pass(c.a, c.first, allow) & np.isfinite(c.a)
+        c.central_step = first_steps(c.x, None, False, noise.relative(f0))
+        rest = np.flatnonzero(~c.by_scheme)
         c.relative = np.zeros(c.idx.size, bool)
-        def ev(m, pts, c=c):
-            return entries(c.leaf, c.idx[m], pts)
-        h0 = first_steps(c.x, h, relative_step, rel)
-        c.first = ladder.measure_level(ev, c.x, h0, f0, noise.sigma, c.dtype,
-                                       tolerate_errors=False)
-        mag = np.abs(c.x)
-        tiny_step = h0 < 4 * float(np.finfo(c.dtype).eps) * mag   # x ± h == x
-        redo = ~c.first.finite & (mag > 0) & ((h0 > MEANINGLESS * mag) | tiny_step)
-        if redo.any():
-            pos = np.flatnonzero(redo)
-            hr = H_FACTOR * rel ** (1.0 / 3.0) * mag[pos]
-            lv = ladder.measure_level(lambda m, pts, pos=pos, c=c: entries(
-                c.leaf, c.idx[pos[m]], pts), c.x[pos], hr, f0, noise.sigma, c.dtype)
-            ok = lv.finite
-            ladder.put(c.first, pos[ok], lv.take(np.flatnonzero(ok)))
-            c.relative[pos[ok]] = True
+        if rest.size:
+            lv, moved = central_first(c, rest, entries, f0, noise, None, relative_step)
+            ladder.put(c.first, rest, lv)
+            c.relative[rest] = moved
+            c.central_step[rest] = lv.step
 
 
 def model_floor(chunks: list[Chunk], grads_rms: float) -> float:
@@ -155,6 +255,9 @@ def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.nd
     note = np.full(n, "", dtype=object)
     step = first.step.copy()      # the step each entry was decided at
     passed0 = ladder.single_step_pass(c.a, first, allow) & np.isfinite(c.a)
+    if c.by_scheme is not None:   # another scheme's pass: the screen starts at the central h0
+        passed0 |= c.by_scheme
+        step[c.by_scheme] = c.central_step[c.by_scheme]
     todo = np.flatnonzero(~passed0)
     with np.errstate(invalid="ignore"):
         failing0 = first.finite & (np.abs(c.a - first.central) > np.maximum(
@@ -229,11 +332,18 @@ def _significant(c: Chunk, cand: np.ndarray, entries, f0: float, noise: ecnoise.
 
 def _members(c: Chunk, pos: np.ndarray, allow) -> group.Members:
     """Entries ``pos`` of a chunk as a :class:`~gradcheck.judge.group.Members`: tolerance
-    ``A_i = allow(a_i, a_i)``, first step the median of theirs, cap ``UP_CAP·scale``."""
+    ``A_i = allow(a_i, a_i)``, first step the median of theirs, cap ``UP_CAP·max(scale, 1)``
+    (a float32 loss at a small init scale needs steps beyond the tensor's own scale; the
+    group's triple validation, not the cap, keeps kinks out)."""
     a = c.a[pos]
     eps = float(np.finfo(c.dtype).eps) if np.issubdtype(c.dtype, np.floating) else 0.0
     return group.Members(c.name, c.x[pos], a, allow(a, a), c.analytic_bar[pos], eps,
-                         float(np.median(c.first.step[pos])), UP_CAP * max(c.scale, 1.0))
+                         float(np.median(_central_steps(c)[pos])), UP_CAP * max(c.scale, 1.0))
+
+
+def _central_steps(c: Chunk) -> np.ndarray:
+    """The central step of each entry's first look (``h0`` where another scheme's passed)."""
+    return c.first.step if c.central_step is None else c.central_step
 
 
 def _together_significant(c: Chunk, pos: np.ndarray, allow, f0: float, noise: ecnoise.Noise,
@@ -279,17 +389,28 @@ def _confirm(c: Chunk, pick: np.ndarray, entries, f0: float, noise: ecnoise.Nois
 
     s = steps[pick]
     first = c.first.take(pick)
-    mid = first if np.array_equal(s, first.step) else level(s)
+    central = c.by_scheme is None or not c.by_scheme[pick].any()
+    mid = first if central and np.array_equal(s, first.step) else level(s)
     big, small = level(s * ladder.RATIO), level(s / ladder.RATIO)
     valid, z = significance.confirm(big, mid, small, c.a[pick], c.analytic_bar[pick])
     return valid, z, mid.central
 
 
 #: The averaged last look costs ~4·``ladder.AVERAGE`` evaluations per entry: it runs for the
-#: stragglers of a tensor (at most this share of its checked entries, or ``AVERAGED_MIN``), not
-#: for a tensor the loss's noise swamps wholesale, where it would multiply the check's cost.
+#: stragglers of a tensor (at most this share of its checked entries, or ``AVERAGED_MIN`` of a
+#: tensor checked in full), not for a tensor the loss's noise swamps wholesale, where it would
+#: multiply the check's cost.
 AVERAGED_SHARE = 0.15
 AVERAGED_MIN = 16
+
+
+def averaging_budget(c: Chunk) -> float:
+    """How many stragglers of a chunk the averaged last look may take: ``AVERAGED_SHARE`` of
+    its checked entries, and at least ``AVERAGED_MIN`` when the tensor is checked in full (a
+    small bias). A sample has no such floor: with ``sample=8`` the floor would be the whole
+    sample, about a hundred evaluations per checked entry on a float32 loss."""
+    share = AVERAGED_SHARE * c.idx.size
+    return share if c.sampled else max(AVERAGED_MIN, share)
 
 
 def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outcome:
@@ -305,7 +426,7 @@ def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outc
         return out
     again = np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(c.a[pos])
                            & np.isin(out.why, ("noise", "truncation")))
-    if again.size == 0 or again.size > max(AVERAGED_MIN, AVERAGED_SHARE * c.idx.size):
+    if again.size == 0 or again.size > averaging_budget(c):
         return out  # none left, or so many that averaging would multiply the check's cost
     sub = pos[again]
     ok, num, bar, step, _ = ladder.averaged_pass(
@@ -345,17 +466,11 @@ def allowance_factory(floor: float, measure: str, denominator: str
 
 
 
-def wanted(plan: Plan, scheme: Scheme, h: float | str | None, rescue: bool) -> bool:
-    """Whether the run will use this engine (and so needs the loss's measured noise)."""
-    return (plan.mode == "elementwise" and scheme.name == "central" and h != "auto"
-            and plan.second_look and not rescue)
-
-
 def applies(state: Run) -> bool:
-    """Whether this engine decides: central differences with a numeric (or default) step, the
-    second look on, no complex-step rescue, and a measured noise."""
-    return (state.scheme.name == "central" and state.h != "auto" and state.plan.second_look
-            and state.rescue is None and state.measured is not None)
+    """Whether this engine decides: a real scheme (any step, ``"auto"`` included), the second
+    look on, and a measured noise."""
+    return (not state.scheme.is_complex and state.plan.second_look
+            and state.measured is not None)
 
 
 def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
@@ -379,18 +494,30 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
     def moves(leaf: int, index: np.ndarray) -> group.MoveLoss:
         return lambda values: state.numeric.directions([(leaf, index, v) for v in values])
 
-    h = None if state.h is None else float(state.h)
-    measure_first(live, entries, f0, noise, h, plan.relative_step)
+    central = state.scheme.name == "central"
+    if central:
+        h = None if state.h in (None, "auto") else float(state.h)
+        measure_first(live, entries, f0, noise, h, plan.relative_step)
+    else:
+        for c in live:
+            c.first = scheme_first(c, entries, state.scheme, state.h, plan.relative_step, f0,
+                                   state.noise, noise.sigma)
     # Z never below the model's own gradient scale (issue #10: a floor of 1e-8 swamps a loss
     # of 1e-15); an explicit floor can only raise it
     floor = max(model_floor(live, state.grad_scale), float(plan.floor or 0.0), 1e-300)
     allow_of = allowance_factory(floor, plan.measure, plan.denominator)
+    if not central:
+        scheme_pass(live, entries, f0, noise, allow_of, plan.relative_step)
     out: list[TensorReport | None] = []
     for c, leaf in zip(chunks, state.leaves):
         if c.idx.size == 0:
             out.append(None)
             continue
         arrays, sig, grp = judge_chunk(c, entries, f0, noise, allow_of, plan.strict, moves)
+        if state.rescue is not None:
+            rescue(c, arrays, state.rescue, allow_of(c))
+        if not central:
+            arrays["note"] = attribute(c, arrays["note"], state.scheme.name)
         num = arrays["numeric"]
         with np.errstate(invalid="ignore", over="ignore"):
             abs_err = metrics.absolute_error(c.a, num)
@@ -400,9 +527,48 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
         t.significant, t.group = sig, grp
         out.append(t)
     if state.progress is not None:  # the ladder's evaluations beyond 2 per entry
-        extra = state.numeric.count - count0 - 2 * sum(c.idx.size for c in live)
+        extra = state.numeric.count - count0 - plan.scheme.evaluations * sum(
+            c.idx.size for c in live)
         if extra > 0:
             state.progress.add_total(extra)
+    return out
+
+
+def rescue(c: Chunk, arrays: dict[str, np.ndarray], evaluator, allow) -> None:
+    """``method="auto"``: the complex step ``Im f(θ + ih)/h`` (probed safe for this forward,
+    :mod:`gradcheck.estimate.complex_safety`) for the entries the ladder left inconclusive,
+    updating ``arrays`` in place. Its error bar is ``~4ε|n|`` with no truncation or
+    cancellation (Squire & Trapp, SIAM Review 40(1), 1998), and it is taken at θ itself, so no
+    kink lies inside a step: **pass** when ``|a - n| + bar ≤ A``, **FAIL** when
+    ``|a - n| > max(A, K_FAIL·bar)``."""
+    pos = np.flatnonzero((arrays["status"] == INCONCLUSIVE) & np.isfinite(c.a))
+    if pos.size == 0:
+        return
+    scheme = get_scheme("complex")
+    pts = scheme.points(c.x[pos], np.full(pos.size, scheme.default_h), np.complex128)
+    est = scheme.combine(c.x[pos], pts, evaluator.entries(c.leaf, c.idx[pos], pts), 0.0, 0.0)
+    a, n = c.a[pos], est.value
+    bar = est.error_bar + c.analytic_bar[pos]
+    with np.errstate(invalid="ignore"):
+        A = allow(a, n)
+        ok = np.isfinite(n) & (np.abs(a - n) + bar <= A)
+        bad = np.isfinite(n) & (np.abs(a - n) > np.maximum(A, ladder.K_FAIL * bar))
+    for k in np.flatnonzero(ok | bad):
+        i = pos[k]
+        arrays["status"][i] = PASS if ok[k] else FAIL
+        arrays["numeric"][i], arrays["bar"][i] = n[k], bar[k]
+        arrays["note"][i] = ("complex step: " + ("agrees" if ok[k] else "disagrees")
+                             + " (the central ladder could not decide)")
+
+
+def attribute(c: Chunk, note: np.ndarray, scheme: str) -> np.ndarray:
+    """Per-entry notes that say which estimate decided: ``scheme`` for the entries its first
+    look passed, central differences for the others."""
+    out = note.copy()
+    for i in range(out.size):
+        how = scheme if c.by_scheme is not None and c.by_scheme[i] else "central"
+        if not str(out[i]).startswith("complex step"):
+            out[i] = f"{how}: {out[i]}" if out[i] else f"{how}"
     return out
 
 
@@ -413,6 +579,12 @@ def notes(state: Run, tensors: list[TensorReport]) -> list[str]:
     if not applies(state):
         return []
     out = []
+    if state.scheme.name != "central":
+        out.append(f"method {state.scheme.name}: its estimates passed the entries noted "
+                   f"'{state.scheme.name}'; every other entry was decided by validated central "
+                   "differences (noted 'central'), the only evidence that can FAIL an entry"
+                   + (" (and the complex step where they stayed inconclusive)"
+                      if state.rescue is not None else "") + ".")
     rel = state.measured.relative(state.f0)
     loss_tol = noise_tolerance(rel)
     if loss_tol > state.plan.tol:
@@ -420,6 +592,10 @@ def notes(state: Run, tensors: list[TensorReport]) -> list[str]:
                    "computes in low precision inside, or a loss with a large constant part): "
                    "steps follow that noise and entries are judged with tol = "
                    f"max({state.plan.tol:g}, √noise) = {loss_tol:.1e}.")
+    if state.plan.relative_step and state.h in (None, "auto"):
+        out.append("relative_step=True changes only an explicit h: the default step, "
+                   f"{H_FACTOR:g}·(σ/|f|)^(1/3)·max(|θ|, 1), is already relative to |θ| where "
+                   "|θ| > 1 (pass h=... to step h·|θ| everywhere).")
     big = max((metrics.chunked_max_abs(a) for a in state.work.arrays), default=0.0)
     if big >= LARGE:
         out.append(f"Params as large as {big:.1e}: their steps are relative to |θ| (an "
