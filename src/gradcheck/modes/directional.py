@@ -42,10 +42,12 @@ loss was computed in, :func:`gradcheck.estimate.ecnoise.assumed`), so a correct 
 costs two evaluations per tensor. As soon as one test does not pass outright, the noise is
 measured (``Run.meter``, Moré & Wild's ECnoise, once per check), :math:`\eta = K_{round}\,
 \sigma`, and the tests that did not pass are taken again when the measured noise is larger
-than the assumed one. The largest move of any one entry is the validated engine's first step
-adapted to a tensor, :math:`h = H\,(\sigma/|f_0|)^{1/3}\max(\mathrm{RMS}(x), 1)`
+than the assumed one. The step along the direction is as long as resolving the target needs
+(:func:`step_length`), but at least the validated engine's first step adapted to a tensor,
+:math:`h = H\,(\sigma/|f_0|)^{1/3}\max(\mathrm{RMS}(x), 1)`
 (:func:`gradcheck.modes.validated.first_steps`; Gill, Murray & Wright, *Practical
-Optimization* §8.6), or the user's numeric ``h``.
+Optimization* §8.6) or the user's numeric ``h``, and no entry moves by more than the
+validated engine's largest step, ``UP_CAP`` times the parameters' scale.
 
 The pass rule
 -------------
@@ -53,10 +55,16 @@ A test *agrees* when :math:`|N - A|` is within its bar, and *resolves* when the 
 detect on any one element — the **target** :math:`\tau = \mathrm{tol}\cdot\max(s_g, S)`,
 with ``tol`` at least :math:`\sqrt{\varepsilon_g}` and :math:`\sqrt{\sigma/|f_0|}` (what the
 gradient's dtype and the loss's noise allow, as in elementwise mode) and :math:`S` the model's
-gradient scale — is at least ``detectable``. Only a test that agrees *and* resolves passes a
-tensor (:func:`passes`). A test that agrees without resolving says nothing about an isolated
-error: its tensor is checked elementwise (all of it, or a ``sample`` of its entries) and stays
-**inconclusive** unless those entries cover it or one of them fails.
+gradient scale — is at least ``detectable``, and a uniform relative error :math:`\tau/s_g`
+(a scale error shows as :math:`(\tau/s_g)\,|A|`, small when :math:`u` happens to be nearly
+orthogonal to :math:`g`) is at least ``SCALE_MARGIN`` bars. Only a test that agrees *and*
+resolves passes a tensor (:func:`classify`). A test that agrees without resolving says nothing
+about an isolated error: its group is checked elementwise when it has at most ``FULL_CHECK``
+entries; otherwise (and likewise when localisation stops to sample a mostly differing tensor)
+the tensor is **inconclusive** unless a checked entry fails, with the reason — the loss's
+noise, or the rounding of a low-precision analytic gradient summed along the direction — and
+what would decide it. A tensor passes only when each of its entries is in a test that passed
+or was checked elementwise.
 
 Truncation (:math:`t^2 D^3f[u,u,u]/6`) is not in the first bar: when the first pair disagrees,
 a second pair at :math:`2t` tells truncation from a wrong gradient. Truncation grows 4× with
