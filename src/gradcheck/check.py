@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -198,6 +198,8 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                     choice.h, model_scale(analytic.grads) * plan.loss_scale, f0, noise,
                     base.progress, measured, _noise_meter(base, analytic, measured))
         tensors = MODES[plan.mode](state)
+        if state.measured is None and state.meter is not None:  # measured on demand
+            state = replace(state, measured=state.meter.known())
         mark_unstable(tensors, intake.unstable)
         evaluations = probes + sum(e.count for e in {id(e): e for e in
                                                      (evaluator, numeric, rescue) if e}.values())
@@ -338,6 +340,7 @@ def _noise_meter(base: Start, analytic: Analytic, measured: Any) -> Callable[[],
                                                   analytic.grads, base.f0,
                                                   abs(base.f0 - base.f0_again))
         return cache[0]
+    meter.known = lambda: cache[0]  # type: ignore[attr-defined]  # measured so far, or None
     return meter
 
 

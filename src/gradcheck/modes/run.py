@@ -52,7 +52,9 @@ class Run:
 
     def decisions(self) -> dict[str, Any]:
         """What the run decided, for the report (beside the options asked for)."""
-        h = self.h if self.h is not None else "from the measured noise"
+        h = self.h if self.h is not None else (
+            "from the measured noise" if self.measured is not None and self.measured.measured
+            else "from the loss's noise")
         return {"scheme": self.scheme.name, "h": h, "grad_scale": self.grad_scale,
                 "complex_rescue": self.rescue is not None,
                 "workspace": "float64 copies" if self.work.promoted else "your arrays",

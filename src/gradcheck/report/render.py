@@ -131,7 +131,7 @@ def _directional_lines(report: Report) -> list[str]:
     rows = [["tensor", "analytic", "numeric", "|diff|", "error bar", "resolves", "evals",
              "result"]]
     for r in results:
-        result = "pass" if r.passed else "differs"
+        result = getattr(r, "result", "pass" if r.passed else "differs")
         if r.note:
             result += f" ({r.note})"
         rows.append([r.tensor, fmt(r.analytic), fmt(r.numeric), fmt(r.abs_error),

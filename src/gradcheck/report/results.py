@@ -97,7 +97,7 @@ class TensorReport:
     def verdict(self) -> str:
         if self.failed or self.group_failed:
             return "FAIL"
-        if self.count(INCONCLUSIVE):
+        if self.count(INCONCLUSIVE) or getattr(self.directional, "inconclusive", False):
             return "inconclusive"
         return "pass"
 
