@@ -52,10 +52,15 @@ validated engine's largest step, ``UP_CAP`` times the parameters' scale.
 The pass rule
 -------------
 A test *agrees* when :math:`|N - A|` is within its bar, and *resolves* when the error it must
-detect on any one element — the **target** :math:`\tau = \mathrm{tol}\cdot\max(s_g, S)`,
-with ``tol`` at least :math:`\sqrt{\varepsilon_g}` and :math:`\sqrt{\sigma/|f_0|}` (what the
-gradient's dtype and the loss's noise allow, as in elementwise mode) and :math:`S` the model's
-gradient scale — is at least ``detectable``, and a uniform relative error :math:`\tau/s_g`
+detect is at least ``detectable``. That error is the per-entry **target**
+:math:`\tau = \mathrm{tol}\cdot\max(s_g, S)` on any one entry (``tol`` at least
+:math:`\sqrt{\varepsilon_g}` and :math:`\sqrt{\sigma/|f_0|}`, what the gradient's dtype and the
+loss's noise allow, as in elementwise mode; :math:`S` the model's gradient scale) — or, where
+the analytic gradient's own rounding summed along the direction hides that (float32 gradients
+over many entries), an error of norm :math:`\tau\sqrt{n}` over the test's :math:`n` entries
+(:func:`group_target`): a claim about the tensor's error as a whole, relative to its gradient
+norm, as in PyTorch's fast gradcheck (each entry against its own tolerance is
+``mode="elementwise"``). Besides, a uniform relative error :math:`\tau/s_g`
 (a scale error shows as :math:`(\tau/s_g)\,|A|`, small when :math:`u` happens to be nearly
 orthogonal to :math:`g`) is at least ``SCALE_MARGIN`` bars. Only a test that agrees *and*
 resolves passes a tensor (:func:`classify`). A test that agrees without resolving says nothing
@@ -337,10 +342,30 @@ def unit_analytic(state: TensorState, start: int, stop: int) -> float:
     return total / norm if norm > 0 else 0.0
 
 
-def needed_bar(state: TensorState, start: int, stop: int, analytic: float) -> float:
-    r"""The error bar a test of ``[start, stop)`` must reach to resolve its target ``τ``:
+def group_target(state: TensorState, start: int, stop: int) -> float:
+    r"""The error a test of the ``n = stop - start`` entries ``[start, stop)`` must resolve.
 
-    * an error ``τ`` on any one element shows as ``τ·min|v|/‖v‖`` (the isolated error);
+    ``τ`` on any one entry (the per-entry target), when the analytic gradient's own rounding
+    summed along the direction, ``b_g·‖v‖/min|v|``, leaves room for it. Where it does not —
+    a float32 gradient over more than a few hundred entries — no step can resolve ``τ`` on
+    one entry, and the test resolves errors by their norm instead: ``τ·√n``, ``tol`` times
+    the group's gradient norm ``s_g·√n`` (floored at the model's scale), whether the error
+    sits on one entry or is spread (a direction shows ``e`` as ``⟨e, u⟩ ≈ ‖e‖/√n`` either
+    way; PyTorch's fast gradcheck makes the same claim). Each entry against its own
+    tolerance is then ``mode="elementwise"``."""
+    norm, vmin, _ = state.stats.span(start, stop)
+    g_bar = 2.0 * state.analytic_ulps * state.g_eps * state.s_g
+    if norm > 0 and AIM * state.target * vmin / norm > g_bar:
+        return state.target
+    return state.target * float(np.sqrt(max(stop - start, 1)))
+
+
+def needed_bar(state: TensorState, start: int, stop: int, analytic: float) -> float:
+    r"""The error bar a test of ``[start, stop)`` must reach to resolve its target
+    (:func:`group_target`, ``T``):
+
+    * an error of norm ``T`` on any one element shows as ``T·min|v|/‖v‖`` (the isolated
+      error, the hardest to see);
     * a uniform relative error ``τ/s_g`` of the group shows as ``(τ/s_g)·|A|``, with
       ``A = ⟨g, u⟩`` the analytic directional derivative (a scale error — a missing ``1/N``,
       a wrong factor — is orthogonal to a direction that ``g`` happens to be nearly
@@ -349,7 +374,7 @@ def needed_bar(state: TensorState, start: int, stop: int, analytic: float) -> fl
     Returns the smaller of ``τ·min|v|/‖v‖`` and ``τ·|A|/(SCALE_MARGIN·s_g)`` (the first alone
     when ``s_g = 0``)."""
     norm, vmin, _ = state.stats.span(start, stop)
-    isolated = state.target * vmin / norm if norm > 0 else 0.0
+    isolated = group_target(state, start, stop) * vmin / norm if norm > 0 else 0.0
     if state.s_g <= 0:
         return isolated
     return min(isolated, state.target * abs(analytic) / (SCALE_MARGIN * state.s_g))
@@ -456,7 +481,8 @@ def outcome(state: TensorState, group: Group, analytic: float, numeric: float, b
     ``a_bar`` is the analytic gradient's share of ``bar``)."""
     norm, vmin, _ = state.stats.span(group.start, group.stop)
     detectable = float(bar * norm / vmin) if vmin > 0 else np.inf
-    result = classify(analytic, numeric, bar, detectable, state.target, state.s_g)
+    result = classify(analytic, numeric, bar, detectable,
+                      group_target(state, group.start, group.stop), state.s_g)
     return Outcome(result, analytic, numeric, abs(numeric - analytic), bar, evaluations,
                    truncation, detectable, step, a_bar)
 
@@ -819,10 +845,10 @@ NOTES = {
     "orphans": "part of the disagreement is spread over many entries (no single entry "
                "explains it); a sample of them was checked elementwise",
     "located": "localised to {checked} entries",
-    "covered": "the test cannot resolve an error of {target:.1e} on one entry (its bar "
+    "covered": "the test cannot resolve an error of norm {target:.1e} (its bar "
                "{bar:.1e} is too large for the loss's noise): all {checked} entries were "
                "checked elementwise instead",
-    "unresolved": "the test cannot resolve an error of {target:.1e} on one entry (its bar "
+    "unresolved": "the test cannot resolve an error of norm {target:.1e} (its bar "
                   "{bar:.1e} is too large: {why})",
     "noise": "the loss's noise",
     "gradient": "mostly the rounding of the {dtype} analytic gradient, summed along the "
@@ -846,7 +872,7 @@ def summarise(name: str, state: TensorState, seed: int, checked: int,
     s_g = state.s_g if state.finite else 0.0
     notes = []
     cause = "gradient" if root.analytic_bar > 0.5 * root.error_bar else "noise"
-    fill = dict(target=state.target, bar=root.error_bar, checked=checked, size=n,
+    fill = dict(target=group_target(state, 0, n), bar=root.error_bar, checked=checked, size=n,
                 remedy=NOTES["remedy " + cause])
     fill["why"] = NOTES[cause].format(dtype=state.grad.dtype, size=n)
     if root.result == UNRESOLVED:
