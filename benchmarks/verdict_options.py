@@ -14,9 +14,10 @@ on correct models and on models with a 1e-3 bug, and counts per option set × pr
 * **errors** — checks that raised (the message is recorded: a combination that raises is a
   finding too).
 
-Run ``python benchmarks/verdict_options.py`` (about two minutes on two cores);
-``--seeds N`` widens the grid to seeds 0..N-1, ``--reports K`` prints the first lines of up to
-K reports per option set and kind of wrong verdict, ``--only NAME`` runs one option set.
+Run ``python benchmarks/verdict_options.py`` (a few minutes on two cores; it writes its section
+of ``benchmarks/RESULTS.md`` unless ``--only`` is given); ``--seeds N`` widens the grid to
+seeds 0..N-1, ``--reports K`` prints the first lines of up to K reports per option set and
+kind of wrong verdict, ``--only NAME`` runs one option set.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "directional": {"mode": "directional"},
     "relative_step": {"relative_step": True},
     "sample=8": {"sample": 8},
+    "second_look=False": {"second_look": False},
+    "method=forward": {"method": "forward"},
     "directional+h=auto": {"mode": "directional", "h": "auto"},
 }
 #: Lines of ``str(report)`` kept per wrong verdict.
@@ -179,7 +182,17 @@ def main(argv: list[str] | None = None) -> None:
                 for bug in (0.0, 1e-3)]
     print(f"{len(regimes)} regimes × {{correct, bug 1e-3}} × {len(options)} option sets: "
           f"{len(outcomes)} checks in {time.perf_counter() - t0:.0f} s.\n")
-    print("\n".join(table(outcomes, grid["precisions"]) + wrong(outcomes, args.reports)))
+    text = "\n".join(table(outcomes, grid["precisions"]) + wrong(outcomes, args.reports))
+    print(text)
+    if not args.only:
+        from results import machine, write_section
+
+        write_section("verdict_options", (
+            "## Verdicts under stress, non-default options (`benchmarks/verdict_options.py`)\n\n"
+            f"Machine: {machine()}. {len(regimes)} regimes (the QUICK grid of verdict_stress "
+            "plus the f16 path) × {correct, bug 1e-3} × "
+            f"{len(options)} option sets: {len(outcomes)} checks in "
+            f"{time.perf_counter() - t0:.0f} s.\n\n{text}\n"))
 
 
 if __name__ == "__main__":
