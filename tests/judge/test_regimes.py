@@ -355,3 +355,13 @@ def test_grid_a_1e6_bug_in_float64_is_reported(regime: R.Regime) -> None:
     # kinked nets at tiny init: no entry has three kink-free steps, the tensor's own direction
     # does (gradcheck.judge.group.significance_look)
     assert m.bug_tensor in significant_tensors(report) + report.failing_tensors, report
+
+
+@pytest.mark.parametrize("nonlinearity", R.NONLINEARITIES)
+@pytest.mark.parametrize("loss_scale", [1e-15, 1.0, 1e6])
+def test_grid_a_1e3_bug_under_a_float32_loss_fails_as_a_group(nonlinearity: str,
+                                                               loss_scale: float) -> None:
+    # no entry can be resolved alone (the float32 loss's noise), the tensor as a whole can
+    m = R.build(R.Regime(1.0, nonlinearity, "f32in", loss_scale, 0), bug=1e-3)
+    report = check(m.forward, m.forward_backward, m.params)
+    assert report.status == "fail" and report.failing_tensors == [m.bug_tensor], report
