@@ -89,3 +89,12 @@ def test_lower_precision_gradient_is_a_note_or_a_failure(strict):
     same = gc.check(lambda p: float(np.sum(p**3)), lambda p: 3 * p**2, x, strict=strict,
                     progress=False)
     assert same.status == "pass"
+
+
+def test_lower_precision_gradients_of_several_tensors_make_one_note() -> None:
+    p = {"a": np.ones(3), "b": np.ones(2)}
+    report = gc.check(lambda q: float(np.sum(q["a"] ** 2) + np.sum(q["b"] ** 2)),
+                      lambda q: {k: (2 * v).astype(np.float32) for k, v in q.items()}, p,
+                      progress=False)
+    notes = [n for n in report.notes if "float32 while the parameters are float64" in n]
+    assert len(notes) == 1 and "'a', 'b'" in notes[0]

@@ -144,21 +144,27 @@ def _refuse_swapped_or_reversed(out: Any, params: Any) -> None:
 
 def precision_notes(leaves: list[trees.Leaf], grads: list[np.ndarray], strict: bool = False
                     ) -> list[str]:
-    """A sentence per gradient returned in a lower precision than its parameter (what
-    ``torch.autograd.gradcheck(check_grad_dtypes=True)`` refuses): a note, or with
-    ``strict=True`` the reason the check fails."""
-    out = []
+    """One sentence per pair of dtypes in which gradients were returned in a lower precision
+    than their parameters (what ``torch.autograd.gradcheck(check_grad_dtypes=True)``
+    refuses), naming the tensors: a note, or with ``strict=True`` the reason the check
+    fails."""
+    lower: dict[tuple[str, str], list[str]] = {}
     for leaf, g in zip(leaves, grads):
         if (np.dtype(g.dtype).itemsize < leaf.array.dtype.itemsize
                 and not np.iscomplexobj(leaf.array) and not np.iscomplexobj(g)):
-            if strict:
-                out.append(f"The gradient of '{leaf.name}' is {g.dtype} while the parameter is "
-                           f"{leaf.array.dtype}; strict=True makes that a failure — return the "
-                           "gradient in the parameter's dtype.")
-            else:
-                out.append(f"The gradient of '{leaf.name}' is {g.dtype} while the parameter is "
-                           f"{leaf.array.dtype}: it is judged with the tolerance of {g.dtype} "
-                           "(strict=True makes this a failure).")
+            lower.setdefault((str(g.dtype), str(leaf.array.dtype)), []).append(leaf.name)
+    out = []
+    for (g_dtype, p_dtype), names in lower.items():
+        one = len(names) == 1
+        which = (f"The gradient of '{names[0]}' is {g_dtype} while the parameter is" if one else
+                 f"The gradients of {', '.join(repr(n) for n in names)} are {g_dtype} while the "
+                 "parameters are")
+        if strict:
+            out.append(f"{which} {p_dtype}; strict=True makes that a failure — return "
+                       f"{'the gradient' if one else 'gradients'} in the parameter's dtype.")
+        else:
+            out.append(f"{which} {p_dtype}: judged with the tolerance of {g_dtype} "
+                       "(strict=True makes this a failure).")
     return out
 
 
