@@ -231,24 +231,47 @@ def model_floor(chunks: list[Chunk], grads_rms: float) -> float:
 
 
 Moves = Callable[[int, np.ndarray], group.MoveLoss]
+Entries = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+Allowance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
-                f0: float, noise: ecnoise.Noise,
-                allow_of: Callable[[Chunk], Callable[[np.ndarray, np.ndarray], np.ndarray]],
-                strict: bool, moves: Moves
+@dataclass(frozen=True)
+class Probe:
+    """How one chunk's entries are measured and judged: ``entries(leaf, idx, points)`` is the
+    loss with entries ``idx`` set to each point, ``moves(leaf, idx)`` the loss with them set
+    together (for the group look); ``f0`` and ``noise`` the base loss and its measured noise;
+    ``allow(a, n)`` the tolerance in absolute units."""
+
+    entries: Entries
+    moves: Moves
+    f0: float
+    noise: ecnoise.Noise
+    allow: Allowance
+
+    def level(self, c: Chunk, pos: np.ndarray, steps: np.ndarray) -> ladder.Level:
+        """The :class:`~gradcheck.judge.ladder.Level` of entries ``pos`` of ``c`` at
+        ``steps``."""
+        return ladder.measure_level(self.on(c, pos), c.x[pos], steps, self.f0,
+                                    self.noise.sigma, c.dtype)
+
+    def on(self, c: Chunk, pos: np.ndarray) -> ladder.Evaluate:
+        """The ladder's ``evaluate(mask, points)`` for entries ``pos`` of ``c``."""
+        return lambda m, pts: self.entries(c.leaf, c.idx[pos[m]], pts)
+
+
+def judge_chunk(c: Chunk, probe: Probe, strict: bool
                 ) -> tuple[dict[str, np.ndarray], significance.Significant | None,
                            group.Group | None]:
     """Verdicts for one chunk: a pass at the first step, the ladder for the rest (at most
     ``MAX_REEXAMINE`` would-be failures first), then the significance screen of the passed
     entries (FAIL for the confirmed ones with ``strict``), and the entries no step decided
-    judged together (:mod:`gradcheck.judge.group`; ``moves(leaf, idx)`` gives the loss at
-    those entries set to values). Returns the per-entry arrays (status, numeric, bar, note),
-    the :class:`~gradcheck.judge.significance.Significant` record or ``None``, and the
-    :class:`~gradcheck.judge.group.Group` that fails the tensor or ``None``."""
+    judged together (:mod:`gradcheck.judge.group`). Returns the per-entry arrays (status,
+    numeric, bar, note), the :class:`~gradcheck.judge.significance.Significant` record or
+    ``None``, and the :class:`~gradcheck.judge.group.Group` that fails the tensor or
+    ``None``."""
     first = c.first
     n = c.a.size
-    allow = allow_of(c)
+    allow = probe.allow
     status = np.full(n, PASS, np.int8)
     numeric = first.central.copy()
     bar = first.rounding + c.analytic_bar
@@ -266,7 +289,7 @@ def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.nd
     rest_fail = np.zeros(0, int)
     if fails.size > MAX_REEXAMINE:
         subset = fails[np.linspace(0, fails.size - 1, MAX_REEXAMINE).astype(int)]
-        out = _ladder(c, subset, entries, f0, noise, allow)
+        out = _ladder(c, subset, probe)
         confirmed = int(np.count_nonzero(out.status == FAIL))
         _store(out, subset, status, numeric, bar, note)
         step[subset] = out.step
@@ -277,40 +300,40 @@ def judge_chunk(c: Chunk, entries: Callable[[int, np.ndarray, np.ndarray], np.nd
                                "entries of this tensor confirm the failure")
         todo = np.setdiff1d(todo, np.concatenate([subset, rest_fail]))
     if todo.size:
-        out = _ladder(c, todo, entries, f0, noise, allow)
+        out = _ladder(c, todo, probe)
         _store(out, todo, status, numeric, bar, note)
         step[todo] = out.step
     sig, grp = None, None
     cand = (status == PASS) & c.first.finite
     if cand.any() and significance.is_candidate(c.a, numeric, bar, cand):
-        sig, unconfirmed = _significant(c, cand, entries, f0, noise, allow, strict, step,
-                                        status, numeric, note)
+        verdicts = {"status": status, "numeric": numeric, "note": note}
+        sig, unconfirmed = _significant(c, cand, probe, strict, step, verdicts)
         if unconfirmed:
             # kinks at every step of the entries: look along the tensor's own direction
-            sig, grp = _together_significant(c, np.flatnonzero(cand), allow, f0, noise,
-                                             moves, strict)
+            sig, grp = _together_significant(c, np.flatnonzero(cand), probe, strict)
     undecided = np.flatnonzero((status == INCONCLUSIVE) & np.isfinite(c.a))
     if grp is None and undecided.size >= 2 and not np.any(status == FAIL):
-        grp = group.fail_look(_members(c, undecided, allow), numeric[undecided], f0,
-                              noise.sigma, moves(c.leaf, c.idx[undecided]))
+        grp = group.fail_look(_members(c, undecided, allow), numeric[undecided], probe.f0,
+                              probe.noise.sigma, probe.moves(c.leaf, c.idx[undecided]))
     if c.relative is not None and c.relative.any():
         note[c.relative] = [f"{RELATIVE_NOTE}; {n}" if n else RELATIVE_NOTE
                             for n in note[c.relative]]
     return {"status": status, "numeric": numeric, "bar": bar, "note": note}, sig, grp
 
 
-def _significant(c: Chunk, cand: np.ndarray, entries, f0: float, noise: ecnoise.Noise, allow,
-                 strict: bool, step: np.ndarray, status: np.ndarray, numeric: np.ndarray,
-                 note: np.ndarray) -> tuple[significance.Significant | None, bool]:
+def _significant(c: Chunk, cand: np.ndarray, probe: Probe, strict: bool, step: np.ndarray,
+                 verdicts: dict[str, np.ndarray]) -> tuple[significance.Significant | None, bool]:
     """The significance screen of a candidate tensor's passed entries ``cand``
-    (:mod:`gradcheck.judge.significance`), updating ``status``, ``numeric`` and ``note`` in
-    place: FAIL for the confirmed entries that are wrong at the tensor's own gradient scale,
-    or with ``strict``. Returns the report (``None`` when none stands) and whether too few
-    entries validated to tell (kinks at every step)."""
+    (:mod:`gradcheck.judge.significance`; ``step``: the step each entry was decided at),
+    updating the arrays ``status``, ``numeric`` and ``note`` of ``verdicts`` in place: FAIL
+    for the confirmed entries that are wrong at the tensor's own gradient scale, or with
+    ``strict``. Returns the report (``None`` when none stands) and whether too few entries
+    validated to tell (kinks at every step)."""
+    status, numeric, note = verdicts["status"], verdicts["numeric"], verdicts["note"]
     pick = significance.pick(c.a, cand)
-    valid, z, numeric[pick] = _confirm(c, pick, entries, f0, noise, step)
+    valid, z, numeric[pick] = _confirm(c, pick, probe, step)
     with np.errstate(divide="ignore", invalid="ignore"):
-        zden = allow(c.a[pick], numeric[pick]) / c.tol
+        zden = probe.allow(c.a[pick], numeric[pick]) / c.tol
     sig = significance.report(c.name, c.a[pick], numeric[pick], z, valid, zden)
     if sig is None:
         return None, np.count_nonzero(valid) < min(significance.MIN_CONFIRMED, valid.size)
@@ -346,14 +369,13 @@ def _central_steps(c: Chunk) -> np.ndarray:
     return c.first.step if c.central_step is None else c.central_step
 
 
-def _together_significant(c: Chunk, pos: np.ndarray, allow, f0: float, noise: ecnoise.Noise,
-                          moves: Moves, strict: bool
+def _together_significant(c: Chunk, pos: np.ndarray, probe: Probe, strict: bool
                           ) -> tuple[significance.Significant | None, group.Group | None]:
     """The significance screen along the tensor's analytic direction
     (:func:`gradcheck.judge.group.significance_look`): a report, or a failing group when the
     discrepancy is beyond the tolerance at the tensor's own gradient scale (or ``strict``)."""
-    m = _members(c, pos, allow)
-    g = group.significance_look(m, f0, noise.sigma, moves(c.leaf, c.idx[pos]))
+    m = _members(c, pos, probe.allow)
+    g = group.significance_look(m, probe.f0, probe.noise.sigma, probe.moves(c.leaf, c.idx[pos]))
     if g is None or g.sigmas <= significance.Z_SIGNIFICANT:
         return None, None
     own = g.discrepancy / abs(g.analytic) if g.analytic else float("inf")
@@ -377,15 +399,14 @@ def tensor_relative(c: Chunk, pick: np.ndarray, numeric: np.ndarray) -> np.ndarr
         return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), max(s_t, 1e-300))
 
 
-def _confirm(c: Chunk, pick: np.ndarray, entries, f0: float, noise: ecnoise.Noise,
-             steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _confirm(c: Chunk, pick: np.ndarray, probe: Probe, steps: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate the picked entries' estimates for the significance screen on three steps
     ``4s, s, s/4`` around the step ``s`` each was decided at (see
     :func:`gradcheck.judge.significance.confirm`). Returns validity, discrepancies in error
     bars, and the estimates at ``s``."""
     def level(s: np.ndarray) -> ladder.Level:
-        return ladder.measure_level(lambda m, pts: entries(c.leaf, c.idx[pick[m]], pts),
-                                    c.x[pick], s, f0, noise.sigma, c.dtype)
+        return probe.level(c, pick, s)
 
     s = steps[pick]
     first = c.first.take(pick)
@@ -413,15 +434,15 @@ def averaging_budget(c: Chunk) -> float:
     return share if c.sampled else max(AVERAGED_MIN, share)
 
 
-def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outcome:
+def _ladder(c: Chunk, pos: np.ndarray, probe: Probe) -> ladder.Outcome:
     """The ladder for entries ``pos``, then the averaged last look
     (:func:`gradcheck.judge.ladder.averaged_pass`) for those it left undecided by noise or
     truncation: a float32 loss's noise, not a kink, is what stops them, and averaging
     jittered steps lowers it."""
     cap = np.maximum(UP_CAP * np.maximum(np.abs(c.x[pos]), c.scale), c.first.step[pos])
-    out = ladder.decide(lambda m, pts: entries(c.leaf, c.idx[pos[m]], pts), c.x[pos],
-                        c.a[pos], c.first.take(pos), f0, noise.sigma, c.dtype, allow,
-                        c.analytic_bar[pos], cap)
+    f0, sigma, allow = probe.f0, probe.noise.sigma, probe.allow
+    out = ladder.decide(probe.on(c, pos), c.x[pos], c.a[pos], c.first.take(pos), f0, sigma,
+                        c.dtype, allow, c.analytic_bar[pos], cap)
     if out.why is None:
         return out
     again = np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(c.a[pos])
@@ -430,8 +451,8 @@ def _ladder(c: Chunk, pos: np.ndarray, entries, f0, noise, allow) -> ladder.Outc
         return out  # none left, or so many that averaging would multiply the check's cost
     sub = pos[again]
     ok, num, bar, step, _ = ladder.averaged_pass(
-        lambda m, pts: entries(c.leaf, c.idx[sub[m]], pts), c.x[sub], c.a[sub],
-        out.step[again], cap[again], f0, noise.sigma, c.dtype, allow)
+        probe.on(c, sub), c.x[sub], c.a[sub], out.step[again], cap[again], f0, sigma, c.dtype,
+        allow)
     for k in np.flatnonzero(ok):
         i = again[k]
         out.status[i], out.numeric[i], out.step[i] = PASS, num[k], step[k]
@@ -513,7 +534,8 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
         if c.idx.size == 0:
             out.append(None)
             continue
-        arrays, sig, grp = judge_chunk(c, entries, f0, noise, allow_of, plan.strict, moves)
+        probe = Probe(entries, moves, f0, noise, allow_of(c))
+        arrays, sig, grp = judge_chunk(c, probe, plan.strict)
         if state.rescue is not None:
             rescue(c, arrays, state.rescue, allow_of(c))
         if not central:
