@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck.evaluate.serial import SerialEvaluator
-from gradcheck.judge import kinks
-from gradcheck.judge.verdict import FAIL, KINK, PASS, Criteria
+from gradcheck.judge.verdict import PASS
 
 W = np.array([[0.5, -0.25], [0.75, 0.125]])
 
@@ -178,37 +176,6 @@ def test_noisy_loss_cannot_turn_a_bug_into_a_kink() -> None:
 
     bad = gc.check(forward, lambda p: fb(p, True), w)
     assert bad.status == "fail" and bad.counts["kinks"] == 0
-
-
-def test_analyse_directly() -> None:
-    """kinks.analyse on a would-be failure: one kink, one smooth bug, one kink within the step."""
-    x = np.array([0.0, 0.4, 2e-6])
-
-    def forward(p):
-        return float(np.abs(p[0]) + p[1] ** 2 + np.abs(p[2]))
-
-    ev = SerialEvaluator(forward, x, [x], ["x"])
-    f0 = ev.base()
-    a = np.array([0.3, 1.0, 1.0])            # subgradient, wrong (true 0.8), right
-    n_h = np.array([0.0, 0.8, 0.2])          # what the central difference says at h=1e-5
-    out = kinks.analyse(ev, 0, np.arange(3), x.copy(), a, n_h, np.full(3, 1e-5), f0,
-                        1e-15, np.dtype(np.float64), Criteria(), 1.0, np.zeros(3))
-    assert out.decided.all()
-    assert list(out.status) == [KINK, FAIL, PASS]
-    assert out.left[0] == pytest.approx(-1.0) and out.right[0] == pytest.approx(1.0)
-    assert out.evaluations > 0 and out.kinks == [0]
-    assert x.tolist() == [0.0, 0.4, 2e-6]
-
-
-def test_probe_divides_by_the_step_taken() -> None:
-    x = np.array([1.0], dtype=np.float32)
-    ev = SerialEvaluator(lambda p: float(p[0]) ** 2, x, [x], ["x"])
-    p = kinks.probe(ev, 0, np.array([0]), x.copy(), np.array([1e-3]), 1.0, 0.0,
-                    np.dtype(np.float32))
-    assert p.valid[0] and p.central[0] == pytest.approx(2.0, rel=1e-6)
-    tiny = kinks.probe(ev, 0, np.array([0]), x.copy(), np.array([1e-12]), 1.0, 0.0,
-                       np.dtype(np.float32))
-    assert not tiny.valid[0]                  # x ± 1e-12 == x in float32: no step at all
 
 
 def test_zoo_kink_models() -> None:

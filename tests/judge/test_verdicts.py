@@ -274,14 +274,3 @@ def test_cli_exit_codes() -> None:
     assert main(["demo", "rnn", "--sample", "3", "--seed", "0", "--sample-seed", "2"]) == 0
     assert main(["demo", "rnn", "--bug", "transpose", "--sample", "3"]) == 1
     assert main(["demo", "rnn", "--sample", "2", "--no-second-look"]) == 0
-
-
-def test_what_would_decide_names_the_remedy() -> None:
-    from gradcheck.judge.secondlook import what_would_decide
-
-    low = what_would_decide(1e-3, 1e-9, 1e-5, np.dtype(np.float32))
-    assert "float64" in low
-    rounding = what_would_decide(1e-3, 1e-8, 1e-5, np.dtype(np.float64))
-    assert "rounding" in rounding and "complex" in rounding and "larger h" in rounding
-    truncation = what_would_decide(1e-3, 1e-15, 1e-5, np.dtype(np.float64))
-    assert "truncation" in truncation and "smaller h" in truncation

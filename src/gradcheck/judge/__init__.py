@@ -1,2 +1,3 @@
-"""Stage 4 — verdicts: error measures, pass / FAIL / kink / inconclusive with error bars,
-the kink test and the second look at entries the first estimate cannot settle."""
+"""Stage 4 — verdicts: error measures, pass / FAIL / kink / inconclusive with error bars, the
+validated ladder of steps (its kink test, the averaged last look), entries judged together
+along a direction, and the significance screen."""

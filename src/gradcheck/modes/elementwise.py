@@ -4,17 +4,16 @@ With every real scheme (central differences by default; central4, richardson, fo
 backward; any ``h``, ``"auto"`` included) the validated engine of
 :mod:`gradcheck.modes.validated` decides (issue #10): another scheme's estimate may pass an
 entry, only the validated central ladder can FAIL one. The complex step and
-``second_look=False`` take the path below (as do the entries directional mode localises).
+``second_look=False`` take the path below (as do, with the complex step, the entries
+directional mode localises).
 
 For each tensor the selected entries (all, or a sample) are perturbed one at a time by the
 run's scheme; each estimate carries an error bar (truncation + rounding + the analytic
-gradient's own precision) and is judged by :func:`gradcheck.judge.verdict.judge`. Entries the
-first estimate cannot settle get a second look (smaller steps and the kink test for would-be
-failures, larger steps for rounding-limited ones; :mod:`gradcheck.judge.secondlook`), and with
-``method="auto"`` the complex step where the real scheme stayed inconclusive. With
-``second_look=False`` an estimate at one step is never validated (a kink or the truncation
-inside the step can make a correct entry disagree), so an entry it would FAIL is reported
-inconclusive instead (:func:`unvalidated`); only a non-finite analytic value still FAILs.
+gradient's own precision) and is judged by :func:`gradcheck.judge.verdict.judge`; with
+``method="auto"`` the complex step re-estimates the entries it left inconclusive. With
+``second_look=False`` a real scheme's estimate at one step is never validated (a kink or the
+truncation inside the step can make a correct entry disagree), so an entry it would FAIL is
+reported inconclusive instead (:func:`unvalidated`); only a non-finite analytic value still FAILs.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ import numpy as np
 
 from gradcheck.estimate.steps import auto_estimate, nominal_steps
 from gradcheck.judge.rescue import rescue_inconclusive
-from gradcheck.judge.secondlook import Context as LookContext
-from gradcheck.judge.secondlook import second_look
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
 from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, Criteria, Judgement, judge, tensor_scale
 from gradcheck.modes import validated
@@ -47,7 +44,7 @@ def run(state: Run) -> list[TensorReport]:
                 for t, leaf in zip(validated.run(state, idxs), state.leaves)]
     tensors = []
     for i, idx in enumerate(idxs):
-        if state.progress is not None:  # the ETA counts entries, second look included
+        if state.progress is not None:  # the ETA counts entries
             state.progress.begin(idx.size, state.scheme.evaluations)
         tensors.append(check_entries(state, i, idx))
         if state.progress is not None:
@@ -62,8 +59,8 @@ def finite(leaf: Leaf, idx: np.ndarray) -> np.ndarray:
 
 
 def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:
-    """Estimate, judge and (if needed) look again at entries ``idx`` (flat, C order) of leaf
-    ``i``; returns their :class:`TensorReport`."""
+    """Estimate and judge entries ``idx`` (flat, C order) of leaf ``i`` with the run's scheme
+    at one step; returns their :class:`TensorReport`."""
     leaf = state.leaves[i]
     if idx.size == 0:
         return empty_tensor(leaf)
@@ -91,14 +88,8 @@ def check_entries(state: Run, i: int, idx: np.ndarray) -> TensorReport:
     bar = est.error_bar + analytic_bar
     j = judge(a_real, est.value, bar, criteria, scale)
     numeric = est.value
-    if not plan.second_look and not scheme.is_complex:
+    if not scheme.is_complex:   # second_look=False: one estimate, not validated
         j = unvalidated(j, a_real)
-    if plan.second_look and not scheme.is_complex:
-        ctx = LookContext(evaluator, i, idx, x, a_real, est.value, est.step, state.f0,
-                          state.noise, dtype, criteria, scale, analytic_bar, state.nominal_h,
-                          evaluator.loss_dtype, est.rounding, est.truncation)
-        revised = second_look(ctx, j, bar)
-        j, numeric, bar = revised.judgement, revised.numeric, revised.error_bar
     if state.rescue is not None:
         j, numeric, bar = rescue_inconclusive(state.rescue, i, idx, x, a_real, j, numeric, bar,
                                               criteria, scale, analytic_bar)
