@@ -32,7 +32,7 @@ from gradcheck.errors import ForwardError
 from gradcheck.estimate import ecnoise
 from gradcheck.estimate.schemes import Estimate, Scheme, get_scheme
 from gradcheck.estimate.steps import auto_estimate, nominal_steps
-from gradcheck.judge import group, ladder, metrics, significance
+from gradcheck.judge import group, ladder, metrics, regression, significance
 from gradcheck.judge.tolerance import ANALYTIC_ULPS, effective_tol
 from gradcheck.judge.verdict import FAIL, INCONCLUSIVE, PASS
 from gradcheck.modes.run import Run
@@ -435,19 +435,23 @@ def averaging_budget(c: Chunk) -> float:
 
 
 def _ladder(c: Chunk, pos: np.ndarray, probe: Probe) -> ladder.Outcome:
-    """The ladder for entries ``pos``, then the averaged last look
-    (:func:`gradcheck.judge.ladder.averaged_pass`) for those it left undecided by noise or
-    truncation: a float32 loss's noise, not a kink, is what stops them, and averaging
-    jittered steps lowers it."""
+    """The ladder for entries ``pos``, then two last looks for those it left undecided by
+    noise or truncation (a float32 loss's noise, not a kink, is what stops them): the entries
+    estimated together by least squares over joint moves
+    (:func:`gradcheck.judge.regression.regression_pass`), then the averaged look
+    (:func:`gradcheck.judge.ladder.averaged_pass`) for the few still left. Neither can FAIL
+    an entry."""
     cap = np.maximum(UP_CAP * np.maximum(np.abs(c.x[pos]), c.scale), c.first.step[pos])
     f0, sigma, allow = probe.f0, probe.noise.sigma, probe.allow
     out = ladder.decide(probe.on(c, pos), c.x[pos], c.a[pos], c.first.take(pos), f0, sigma,
                         c.dtype, allow, c.analytic_bar[pos], cap)
     if out.why is None:
         return out
-    again = np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(c.a[pos])
-                           & np.isin(out.why, ("noise", "truncation")))
-    if again.size == 0 or again.size > averaging_budget(c):
+    again = _undecided(out, c.a[pos])
+    if REGRESSION and again.size and c.dtype == np.float64:
+        _regression(c, pos, again, out, cap, probe)
+        again = _undecided(out, c.a[pos])
+    if not AVERAGED or again.size == 0 or again.size > averaging_budget(c):
         return out  # none left, or so many that averaging would multiply the check's cost
     sub = pos[again]
     ok, num, bar, step, _ = ladder.averaged_pass(
@@ -460,6 +464,36 @@ def _ladder(c: Chunk, pos: np.ndarray, probe: Probe) -> ladder.Outcome:
         out.note[i] = (f"agrees at step {step[k]:.1e} (the mean of {ladder.AVERAGE} jittered "
                        "steps: the loss's noise swamps a single one)")
     return out
+
+
+#: The last looks of :func:`_ladder` (module switches, for measurements).
+REGRESSION = True
+AVERAGED = True
+
+
+def _undecided(out: ladder.Outcome, a: np.ndarray) -> np.ndarray:
+    """Positions the ladder left inconclusive by noise or truncation."""
+    return np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(a)
+                          & np.isin(out.why, ("noise", "truncation")))
+
+
+def _regression(c: Chunk, pos: np.ndarray, again: np.ndarray, out: ladder.Outcome,
+                cap: np.ndarray, probe: Probe) -> None:
+    """The joint least-squares look (:mod:`gradcheck.judge.regression`) for entries
+    ``pos[again]``, updating ``out`` in place for those it passes."""
+    sub = pos[again]
+    look = regression.regression_pass(probe.moves(c.leaf, c.idx[sub]), c.x[sub], c.a[sub],
+                                      out.step[again], cap[again], probe.f0,
+                                      probe.noise.sigma, probe.allow)
+    out.evaluations += look.evaluations
+    for k in np.flatnonzero(look.passed):
+        i = again[k]
+        out.status[i], out.numeric[i], out.step[i] = PASS, look.numeric[k], look.step[k]
+        out.error_bar[i] = look.bar[k] + c.analytic_bar[sub[k]]
+        out.note[i] = (f"agrees at step {look.step[k]:.1e}, estimated together with "
+                       f"{again.size - 1} other entries by least squares over joint moves "
+                       "(validated at three steps; the loss's noise swamps one entry's "
+                       "difference)")
 
 
 def _store(out: ladder.Outcome, pos, status, numeric, bar, note) -> None:
