@@ -21,9 +21,10 @@ the least-squares solution), whose derivative at 0 is ``g_i·w_i``. ``ψ_i`` is 
 with the kinks of all ``M`` lines, and noise ``σ·‖c_i‖``. So an estimate is judged exactly as
 :mod:`gradcheck.judge.ladder` judges one entry — at a **validated triple** of steps ``s, ρs,
 ρ²s`` (both pairs smooth by :func:`gradcheck.judge.ladder.analyse_pair`, the differences of
-second order as in :func:`gradcheck.judge.significance.confirm`), with a bar of rounding,
-Richardson's truncation and what kinks hidden from the gap test could do (as in
-:func:`gradcheck.judge.group.triple_fails`). Joint moves cross more kinks than one entry's:
+second order as in :func:`gradcheck.judge.significance.confirm`), with a bar of rounding and
+Richardson's truncation (as the ladder's own pass rule: no term for kinks hidden from the gap
+test — three validated steps leave little room for them, and this look never FAILs). Joint
+moves cross more kinks than one entry's:
 the validation then fails and the entry stays inconclusive. This look **passes** an entry
 (``|a - D(s)| + bar ≤ A``) and never FAILs one.
 

@@ -448,10 +448,10 @@ def _ladder(c: Chunk, pos: np.ndarray, probe: Probe) -> ladder.Outcome:
     if out.why is None:
         return out
     again = _undecided(out, c.a[pos])
-    if REGRESSION and again.size and c.dtype == np.float64:
+    if again.size and c.dtype == np.float64:
         _regression(c, pos, again, out, cap, probe)
         again = _undecided(out, c.a[pos])
-    if not AVERAGED or again.size == 0 or again.size > averaging_budget(c):
+    if again.size == 0 or again.size > averaging_budget(c):
         return out  # none left, or so many that averaging would multiply the check's cost
     sub = pos[again]
     ok, num, bar, step, _ = ladder.averaged_pass(
@@ -464,11 +464,6 @@ def _ladder(c: Chunk, pos: np.ndarray, probe: Probe) -> ladder.Outcome:
         out.note[i] = (f"agrees at step {step[k]:.1e} (the mean of {ladder.AVERAGE} jittered "
                        "steps: the loss's noise swamps a single one)")
     return out
-
-
-#: The last looks of :func:`_ladder` (module switches, for measurements).
-REGRESSION = True
-AVERAGED = True
 
 
 def _undecided(out: ladder.Outcome, a: np.ndarray) -> np.ndarray:
