@@ -178,9 +178,11 @@ def measure(move_loss: MoveLoss, x: np.ndarray, d: np.ndarray, steps: np.ndarray
     plus, minus = x[None, :] + steps[None, :] * d, x[None, :] - steps[None, :] * d
     f = np.asarray(move_loss(list(plus) + list(minus)), dtype=np.float64)
     fp, fm = f[:d.shape[0]], f[d.shape[0]:]
-    p, q = plus - x[None, :], x[None, :] - minus     # displacements actually taken
-    xc = p + q
-    bc, bp, bq = (np.linalg.pinv(xc), np.linalg.pinv(p), np.linalg.pinv(q))
+    p = steps[None, :] * d                           # the displacements (both sides)
+    xc = 2.0 * p
+    # ΔᵀΔ = M·I: the least-squares rows are Δᵀ/(M·s) per side, Δᵀ/(2M·s) for the central fit
+    bp = d.T / (d.shape[0] * steps[:, None])
+    bq, bc = bp, bp / 2.0
     central = bc @ (fp - fm)
     right = bp @ (fp - f0)
     left = bq @ (f0 - fm)
