@@ -189,15 +189,19 @@ def fail_look(m: Members, numeric: np.ndarray | None, f0: float, sigma: float,
         evaluate = _scalar(m, u, move_loss)
         alpha = float(m.a @ u)
         cap = _cap(m, u)
-        steps = [m.step * ladder.RATIO ** k for k in LEVELS]
-        levels = [ladder.measure_level(evaluate, zero, np.array([s]), f0, noise,
-                                       np.dtype(np.float64)) for s in steps if s <= cap]
-        for k in range(len(levels) - 2):
-            found = triple_fails(levels[k:k + 3], alpha, allowance, a_bar, noise)
+        levels: list[ladder.Level] = []
+        for k in LEVELS:   # smallest step first; stop at the first triple that proves it
+            step = m.step * ladder.RATIO ** k
+            if step > cap:
+                break
+            levels.append(ladder.measure_level(evaluate, zero, np.array([step]), f0, noise,
+                                               np.dtype(np.float64)))
+            found = (triple_fails(levels[-3:], alpha, allowance, a_bar, noise)
+                     if len(levels) >= 3 else None)
             if found is not None:
-                num, bar, step = found
+                num, bar, at = found
                 scale = alpha / num - 1.0 if name == ANALYTIC and num != 0 else None
-                return Group(m.tensor, m.a.size, name, alpha, num, bar, allowance, step, True,
+                return Group(m.tensor, m.a.size, name, alpha, num, bar, allowance, at, True,
                              scale)
     return None
 
