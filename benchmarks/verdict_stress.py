@@ -9,7 +9,11 @@ params; float32 inside a forward returning a Python float; float16 params) × lo
 * **bug 1e-3** (a uniform scale error of one tensor whose size is 1e-3 of the model's gradient
   norm) — "pass" is a *missed* bug; "inconclusive" is *undetected* (honest, but no verdict);
 * **bug 1e-6** — below the tolerance, far above float64 error bars: it should be *reported*
-  (``report.significant`` names the tensor) by default and FAIL with ``strict=True``.
+  (``report.significant`` names the tensor) by default and FAIL with ``strict=True``;
+* **scattered 1e-3 / 1e-6** — the same sizes as independent normal errors over the tensor,
+  nearly orthogonal to its gradient (as a wrong ReLU mask at a small init): invisible along
+  the analytic gradient's own direction, so a checker must look entry by entry or along the
+  estimates' residual.
 
 Run ``python benchmarks/verdict_stress.py`` (the full grid, a few minutes) or ``--quick`` (a
 subset; also what the tests import). ``--write`` stores the tables in its section of
@@ -67,9 +71,15 @@ def _check(model: R.RegimeModel, strict: bool) -> tuple[Any, bool]:
             return None, False
 
 
+#: Variants: the bug's relative size and how it is spread over its tensor.
+VARIANTS = {"correct": (0.0, "uniform"), "bug1e-3": (1e-3, "uniform"),
+            "bug1e-6": (1e-6, "uniform"), "bug1e-6 strict": (1e-6, "uniform"),
+            "scattered1e-3": (1e-3, "scattered"), "scattered1e-6": (1e-6, "scattered")}
+
+
 def run_one(regime: R.Regime, variant: str) -> Outcome | None:
-    bug = {"correct": 0.0, "bug1e-3": 1e-3, "bug1e-6": 1e-6, "bug1e-6 strict": 1e-6}[variant]
-    model = R.build(regime, bug)
+    bug, pattern = VARIANTS[variant]
+    model = R.build(regime, bug, pattern=pattern)
     t0 = time.perf_counter()
     report, ok = _check(model, strict=variant.endswith("strict"))
     if not ok:
@@ -84,8 +94,7 @@ def run_one(regime: R.Regime, variant: str) -> Outcome | None:
                    report.evaluations, reported, seconds)
 
 
-def run(regimes: Iterable[R.Regime], variants=("correct", "bug1e-3", "bug1e-6",
-                                               "bug1e-6 strict")) -> list[Outcome]:
+def run(regimes: Iterable[R.Regime], variants=tuple(VARIANTS)) -> list[Outcome]:
     out = []
     for regime in regimes:
         for v in variants:
@@ -112,6 +121,11 @@ class Row:
     reported6: int = 0
     bug6s: int = 0
     failed6s: int = 0
+    sbug3: int = 0
+    smissed3: int = 0
+    sundetected3: int = 0
+    sbug6: int = 0
+    sreported6: int = 0
     seconds: float = 0.0
     examples: list[str] = field(default_factory=list)
 
@@ -134,6 +148,13 @@ class Row:
         elif o.variant == "bug1e-6":
             self.bug6 += 1
             self.reported6 += o.reported
+        elif o.variant == "scattered1e-3":
+            self.sbug3 += 1
+            self.smissed3 += o.status == "pass"
+            self.sundetected3 += o.status == "inconclusive"
+        elif o.variant == "scattered1e-6":
+            self.sbug6 += 1
+            self.sreported6 += o.reported
         else:
             self.bug6s += 1
             self.failed6s += o.status == "fail"
@@ -144,8 +165,9 @@ def _pct(a: int, b: int) -> str:
 
 
 HEAD = ("| regime | models | false FAIL | inconcl. entries | inconcl. models | evals/entry "
-        "| 1e-3 missed (pass) | 1e-3 undetected (inconcl.) | 1e-6 reported | 1e-6 FAIL strict |")
-RULE = "|" + "---|" * 10
+        "| 1e-3 missed (pass) | 1e-3 undetected (inconcl.) | 1e-6 reported | 1e-6 FAIL strict "
+        "| scattered 1e-3 missed | scattered 1e-3 undetected | scattered 1e-6 reported |")
+RULE = "|" + "---|" * 13
 
 
 def table(outcomes: list[Outcome], key) -> list[str]:
@@ -160,7 +182,9 @@ def table(outcomes: list[Outcome], key) -> list[str]:
         lines.append(f"| {k} | {r.models} | {r.false_fail} | {_pct(r.incon_entries, r.entries)} "
                      f"| {r.incon_models} | {r.evaluations / max(r.entries, 1):.2f} "
                      f"| {r.missed3}/{r.bug3} | {r.undetected3}/{r.bug3} "
-                     f"| {r.reported6}/{r.bug6} | {strict} |")
+                     f"| {r.reported6}/{r.bug6} | {strict} "
+                     f"| {r.smissed3}/{r.sbug3} | {r.sundetected3}/{r.sbug3} "
+                     f"| {r.sreported6}/{r.sbug6} |")
     return lines
 
 

@@ -196,7 +196,7 @@ def check(forward: Callable[[Any], Any], forward_backward: Callable[[Any], Any],
                  [g * plan.loss_scale for g in analytic.grads])
         state = Run(plan, leaves, base.work, grads, evaluator, numeric, rescue, choice.scheme,
                     choice.h, model_scale(analytic.grads) * plan.loss_scale, f0, noise,
-                    base.progress, measured, _noise_meter(base, analytic, measured))
+                    base.progress, measured, NoiseMeter(base, analytic, measured))
         tensors = MODES[plan.mode](state)
         if state.measured is None and state.meter is not None:  # measured on demand
             state = replace(state, measured=state.meter.known())
@@ -311,37 +311,48 @@ def _start(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],
 def _measure_noise(plan: Plan, choice: SchemeChoice, leaves: list[trees.Leaf], base: Start,
                    analytic: Analytic) -> Any:
     """The loss's noise, measured (issue #10) for every elementwise check with a real scheme,
-    else ``None`` (directional mode measures on demand, :func:`_noise_meter`): a difference
+    else ``None`` (directional mode measures on demand, :class:`NoiseMeter`): a difference
     table (:mod:`gradcheck.estimate.ecnoise`), or the assumed level when the table would cost
     more than the check. A noise assumed from the returned dtype is wrong for a forward that
     computes in float32 and returns a Python float, and every path's error bars rest on it."""
     if plan.mode != "elementwise" or choice.scheme.is_complex:
         return None
-    spread = abs(base.f0 - base.f0_again)
     if expected_evaluations(leaves, plan) >= ecnoise.WORTH_MEASURING:
-        measured = ecnoise.measure_at_entries(base.evaluator, base.work.arrays, analytic.grads,
-                                              base.f0, spread)
+        measured = _difference_table(base, analytic)
     else:
-        measured = ecnoise.assumed(base.f0, base.evaluator.loss_dtype, spread)
+        measured = ecnoise.assumed(base.f0, base.evaluator.loss_dtype,
+                                   abs(base.f0 - base.f0_again))
     if base.progress is not None:
         base.progress.add_total(measured.evaluations)
     return measured
 
 
-def _noise_meter(base: Start, analytic: Analytic, measured: Any) -> Callable[[], Any]:
-    """The loss's measured noise on demand, measured at most once (``measured`` when the run
-    already has it): a mode that needs it only sometimes — directional mode, when a test
-    disagrees — pays the difference table only then."""
-    cache = [measured]
+def _difference_table(base: Start, analytic: Analytic) -> Any:
+    """The loss's noise from a difference table at a few entries
+    (:func:`gradcheck.estimate.ecnoise.measure_at_entries`), the base losses' spread
+    included."""
+    return ecnoise.measure_at_entries(base.evaluator, base.work.arrays, analytic.grads,
+                                      base.f0, abs(base.f0 - base.f0_again))
 
-    def meter() -> Any:
-        if cache[0] is None:
-            cache[0] = ecnoise.measure_at_entries(base.evaluator, base.work.arrays,
-                                                  analytic.grads, base.f0,
-                                                  abs(base.f0 - base.f0_again))
-        return cache[0]
-    meter.known = lambda: cache[0]  # type: ignore[attr-defined]  # measured so far, or None
-    return meter
+
+@dataclass
+class NoiseMeter:
+    """The loss's measured noise on demand, measured at most once (``value``: the run's own
+    measurement when it has one): a mode that needs it only sometimes — directional mode,
+    when a test disagrees — pays the difference table only then."""
+
+    base: Start
+    analytic: Analytic
+    value: Any = None
+
+    def __call__(self) -> Any:
+        if self.value is None:
+            self.value = _difference_table(self.base, self.analytic)
+        return self.value
+
+    def known(self) -> Any:
+        """The noise measured so far, or ``None``."""
+        return self.value
 
 
 def _numeric_evaluators(forward: Callable[[Any], Any], params: Any, leaves: list[trees.Leaf],

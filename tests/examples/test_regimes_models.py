@@ -63,3 +63,26 @@ def test_bug_has_the_relative_size_asked_for(size: float) -> None:
     norm = np.sqrt(sum(np.sum(g[k] ** 2) for k in g))
     assert diff / norm == pytest.approx(size, rel=1e-6)
     assert [k for k in g if not np.array_equal(g[k], b[k])] == [bad.bug_tensor]
+
+
+@pytest.mark.parametrize("size", [1e-3, 1e-6])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_scattered_bug_has_the_size_asked_for_and_is_nearly_orthogonal(size: float,
+                                                                        seed: int) -> None:
+    regime = R.Regime(1e-2, "tanh", "f64", 1.0, seed)
+    good = R.build(regime).forward_backward
+    bad = R.build(regime, size, pattern="scattered")
+    g, b = good(bad.params)[1], bad.forward_backward(bad.params)[1]
+    diff = np.sqrt(sum(np.sum((g[k] - b[k]) ** 2) for k in g))
+    norm = np.sqrt(sum(np.sum(g[k] ** 2) for k in g))
+    assert diff / norm == pytest.approx(size, rel=1e-6)
+    assert [k for k in g if not np.array_equal(g[k], b[k])] == [bad.bug_tensor]
+    t = bad.bug_tensor
+    e = (b[t] - g[t]).ravel()
+    cosine = abs(e @ g[t].ravel()) / (np.linalg.norm(e) * np.linalg.norm(g[t]))
+    assert cosine < 0.9   # not a scale error (for 3 entries, b2, only loosely orthogonal)
+
+
+def test_an_unknown_bug_pattern_is_refused() -> None:
+    with pytest.raises(ValueError, match="pattern"):
+        R.build(R.Regime(), 1e-3, pattern="diagonal")

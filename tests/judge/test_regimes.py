@@ -346,6 +346,17 @@ def test_grid_a_1e3_bug_is_never_passed(regime: R.Regime) -> None:
         assert report.status == "fail" and m.bug_tensor in report.failing_tensors, report
 
 
+@pytest.mark.parametrize("regime", QUICK_GRID, ids=lambda r: r.label)
+def test_grid_a_scattered_1e3_bug_is_never_passed(regime: R.Regime) -> None:
+    # independent errors over the tensor, nearly orthogonal to its gradient: no agreement
+    # along the analytic direction may pass them
+    m = R.build(regime, bug=1e-3, pattern="scattered")
+    report = check(m.forward, m.forward_backward, m.params)
+    assert report.status != "pass", report
+    if regime.precision == "f64":
+        assert report.status == "fail" and m.bug_tensor in report.failing_tensors, report
+
+
 @pytest.mark.parametrize("regime", [r for r in QUICK_GRID if r.precision == "f64"],
                          ids=lambda r: r.label)
 def test_grid_a_1e6_bug_in_float64_is_reported(regime: R.Regime) -> None:

@@ -189,15 +189,19 @@ def fail_look(m: Members, numeric: np.ndarray | None, f0: float, sigma: float,
         evaluate = _scalar(m, u, move_loss)
         alpha = float(m.a @ u)
         cap = _cap(m, u)
-        steps = [m.step * ladder.RATIO ** k for k in LEVELS]
-        levels = [ladder.measure_level(evaluate, zero, np.array([s]), f0, noise,
-                                       np.dtype(np.float64)) for s in steps if s <= cap]
-        for k in range(len(levels) - 2):
-            found = triple_fails(levels[k:k + 3], alpha, allowance, a_bar, noise)
+        levels: list[ladder.Level] = []
+        for k in LEVELS:   # smallest step first; stop at the first triple that proves it
+            step = m.step * ladder.RATIO ** k
+            if step > cap:
+                break
+            levels.append(ladder.measure_level(evaluate, zero, np.array([step]), f0, noise,
+                                               np.dtype(np.float64)))
+            found = (triple_fails(levels[-3:], alpha, allowance, a_bar, noise)
+                     if len(levels) >= 3 else None)
             if found is not None:
-                num, bar, step = found
+                num, bar, at = found
                 scale = alpha / num - 1.0 if name == ANALYTIC and num != 0 else None
-                return Group(m.tensor, m.a.size, name, alpha, num, bar, allowance, step, True,
+                return Group(m.tensor, m.a.size, name, alpha, num, bar, allowance, at, True,
                              scale)
     return None
 
@@ -247,16 +251,25 @@ def triple_fails(levels: list[ladder.Level], alpha: float, allowance: float, a_b
     return float(small.central[0]), float(lower.bar_small[0]) + a_bar, float(small.step[0])
 
 
-def significance_look(m: Members, f0: float, sigma: float, move_loss: MoveLoss
-                      ) -> Group | None:
-    """Along the analytic direction, walk down from ``ρ·step`` until three consecutive
-    steps validate (:func:`gradcheck.judge.significance.confirm`); the group's estimate
-    there with its bar (rounding and Richardson's truncation), or ``None`` when no triple
+def significance_look(m: Members, f0: float, sigma: float, move_loss: MoveLoss,
+                      numeric: np.ndarray | None = None) -> Group | None:
+    """Along each of :func:`directions` (the analytic gradient's, and the residual of the
+    entries' estimates ``numeric`` when given: an error orthogonal to the gradient — a wrong
+    ReLU mask at a small init — is invisible along the first), walk down from ``ρ·step``
+    until three consecutive steps validate (:func:`gradcheck.judge.significance.confirm`).
+    Returns the group's estimate with its bar (rounding and Richardson's truncation) along
+    the direction where the discrepancy is most significant, or ``None`` when no triple
     validates before the noise swamps the derivative."""
-    found = directions(m, None)
-    if not found or m.a.size < 2:
+    if m.a.size < 2:
         return None
-    name, u = found[0]
+    found = [g for name, u in directions(m, numeric)
+             if (g := _walk_down(m, name, u, f0, sigma, move_loss)) is not None]
+    return max(found, key=lambda g: g.sigmas, default=None)
+
+
+def _walk_down(m: Members, name: str, u: np.ndarray, f0: float, sigma: float,
+               move_loss: MoveLoss) -> Group | None:
+    """The first validated triple of :func:`significance_look` along ``u``."""
     noise = _noise(m, sigma)
     evaluate = _scalar(m, u, move_loss)
     zero = np.zeros(1)
@@ -274,7 +287,7 @@ def significance_look(m: Members, f0: float, sigma: float, move_loss: MoveLoss
         if valid[0]:
             bar = float(ladder.analyse_pair(big, mid).bar_small[0] + a_bar[0])
             num = float(mid.central[0])
-            scale = float(alpha[0]) / num - 1.0 if num != 0 else None
+            scale = float(alpha[0]) / num - 1.0 if name == ANALYTIC and num != 0 else None
             return Group(m.tensor, m.a.size, name, float(alpha[0]), num, bar, m.allowance,
                          float(mid.step[0]), False, scale)
         if not small.finite[0] or small.rounding[0] > abs(alpha[0]) + m.allowance:

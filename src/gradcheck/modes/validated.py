@@ -310,7 +310,7 @@ def judge_chunk(c: Chunk, probe: Probe, strict: bool
         sig, unconfirmed = _significant(c, cand, probe, strict, step, verdicts)
         if unconfirmed:
             # kinks at every step of the entries: look along the tensor's own direction
-            sig, grp = _together_significant(c, np.flatnonzero(cand), probe, strict)
+            sig, grp = _together_significant(c, np.flatnonzero(cand), probe, strict, numeric)
     undecided = np.flatnonzero((status == INCONCLUSIVE) & np.isfinite(c.a))
     if grp is None and undecided.size >= 2 and not np.any(status == FAIL):
         grp = group.fail_look(_members(c, undecided, allow), numeric[undecided], probe.f0,
@@ -369,16 +369,22 @@ def _central_steps(c: Chunk) -> np.ndarray:
     return c.first.step if c.central_step is None else c.central_step
 
 
-def _together_significant(c: Chunk, pos: np.ndarray, probe: Probe, strict: bool
-                          ) -> tuple[significance.Significant | None, group.Group | None]:
-    """The significance screen along the tensor's analytic direction
-    (:func:`gradcheck.judge.group.significance_look`): a report, or a failing group when the
-    discrepancy is beyond the tolerance at the tensor's own gradient scale (or ``strict``)."""
+def _together_significant(c: Chunk, pos: np.ndarray, probe: Probe, strict: bool,
+                          numeric: np.ndarray) -> tuple[significance.Significant | None,
+                                                        group.Group | None]:
+    """The significance screen along the tensor's analytic direction and its estimates'
+    residual ``numeric - a`` (:func:`gradcheck.judge.group.significance_look`): a report, or
+    a failing group when the discrepancy is beyond the tolerance at the tensor's own gradient
+    scale ``‖a‖`` (or ``strict``)."""
     m = _members(c, pos, probe.allow)
-    g = group.significance_look(m, probe.f0, probe.noise.sigma, probe.moves(c.leaf, c.idx[pos]))
+    g = group.significance_look(m, probe.f0, probe.noise.sigma, probe.moves(c.leaf, c.idx[pos]),
+                                numeric[pos])
     if g is None or g.sigmas <= significance.Z_SIGNIFICANT:
         return None, None
-    own = g.discrepancy / abs(g.analytic) if g.analytic else float("inf")
+    # relative to ‖a‖, the largest derivative along any unit direction (along the residual,
+    # a·u may be tiny): a lower bound on the tensor's own relative error ‖e‖/‖a‖
+    norm = float(np.linalg.norm(m.a))
+    own = g.discrepancy / norm if norm else float("inf")
     if own > c.tol:
         return None, replace(g, failed=True, kind=group.OWN_SCALE, own=own)
     if strict:
