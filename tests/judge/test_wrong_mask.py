@@ -77,8 +77,17 @@ def test_the_wrong_mask_fails_in_float64(scale: float, seed: int) -> None:
 def test_the_wrong_mask_never_passes_under_a_float32_loss(scale: float, seed: int) -> None:
     report = check(scale, seed, low=True, wrong=True)
     assert report.status != "pass", report
-    w1 = next(t for t in report.tensors if t.name == "W1")
-    assert np.count_nonzero(np.asarray(w1.status) == 0) <= 8, report   # 0 = pass
+    # an entry may pass only where the wrong mask's error is within the tolerance at the
+    # model's gradient scale (at init ≤ 1e-4 the first layer's gradients are below it)
+    forward, forward_backward, params = model(scale, seed, low=True, wrong=False)
+    true = forward_backward(params)[1]
+    wrong = model(scale, seed, low=True, wrong=True)[1](params)[1]
+    scale_g = np.sqrt(np.mean(np.concatenate([g.ravel() for g in true.values()]) ** 2))
+    tol = np.sqrt(np.finfo(np.float32).eps)
+    for t in report.tensors:
+        err = np.abs(wrong[t.name] - true[t.name]).ravel()[t.flat_index]
+        beyond = err > 3 * tol * np.maximum(np.abs(true[t.name]).ravel()[t.flat_index], scale_g)
+        assert not np.any(beyond & (np.asarray(t.status) == 0)), (t.name, report)   # 0: pass
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-4, 1e-2])
