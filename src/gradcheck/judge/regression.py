@@ -276,30 +276,48 @@ def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np
         with np.errstate(invalid="ignore", divide="ignore"):
             top = min(ladder.RATIO ** 2 * float(np.median(steps[blk] / w)),
                       float(np.min(cap[blk] / w)))
-        if not (np.isfinite(top) and top > 0):
+        if not (np.isfinite(top) and top > 0) or hopeless(ab, top * w, d.shape[0], sigma,
+                                                          allow):
             continue
-        fits = []
+        fits: list = []
+        pos = np.zeros(blk.size, bool)
         try:
             for k in range(LEVELS):
                 s = top * ladder.RATIO ** -k * w
                 fits.append((s, measure(move_loss, xb, d, s, f0)))
                 spent += 2 * d.shape[0]
+                if len(fits) < 3:
+                    continue
+                # judged as soon as a triple is measured; the next level only for the rest
+                sig = _noise(sigma, fits)
+                used_sigma = max(used_sigma, sig)
+                levels = [_level(c, r, lf, rows, st, sig, True)
+                          for st, (c, r, lf, _, rows) in fits[-3:]]
+                ok, est, bar, stp = judge_triple(levels[2], levels[1], levels[0], ab, allow)
+                new = ok & ~pos
+                out.passed[blk[new]] = True
+                out.numeric[blk[new]] = est[new]
+                out.bar[blk[new]] = bar[new]
+                out.step[blk[new]] = stp[new]
+                pos |= ok
+                if pos.all():
+                    break
         except ForwardError:
             continue
-        # the noise: the measured σ, or the central fits' residual scatter where larger (the
-        # smallest over the levels: truncation only adds to it)
-        resid = min(float(np.sqrt(r[3] / 2.0)) for _, r in fits)
-        sig = max(sigma, resid) if np.isfinite(resid) else np.inf
-        used_sigma = max(used_sigma, sig)
-        levels = [_level(c, r, lf, rows, s, sig, True) for s, (c, r, lf, _, rows) in fits]
-        pos = np.zeros(blk.size, bool)
-        for k in range(LEVELS - 2):
-            big, mid, small = levels[k], levels[k + 1], levels[k + 2]
-            ok, est, bar, stp = judge_triple(small, mid, big, ab, allow)
-            new = ok & ~pos
-            out.passed[blk[new]] = True
-            out.numeric[blk[new]] = est[new]
-            out.bar[blk[new]] = bar[new]
-            out.step[blk[new]] = stp[new]
-            pos |= ok
     return Look(out.passed, out.numeric, out.bar, out.step, spent, used_sigma)
+
+
+def _noise(sigma: float, fits: list) -> float:
+    """The measured ``σ``, or the central fits' residual scatter where larger (the smallest
+    over the levels measured: truncation only adds to it)."""
+    resid = min(float(np.sqrt(r[3] / 2.0)) for _, r in fits)
+    return max(sigma, resid) if np.isfinite(resid) else np.inf
+
+
+def hopeless(a: np.ndarray, top: np.ndarray, m: int, sigma: float, allow: Allowance) -> bool:
+    """Whether no entry of a block can pass: the central fit's rounding bar at the largest
+    step an estimate is taken at (``top/ρ``), ``K_ROUND·σ/(s·√M)``, exceeds every entry's
+    tolerance ``A``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bar = ladder.K_ROUND * sigma / (top / ladder.RATIO * np.sqrt(m))
+        return not np.any(bar < allow(a, a))
