@@ -118,3 +118,26 @@ def test_too_few_entries_are_left_alone() -> None:
     x = np.zeros(4)
     out, _ = look(f, x, grad(x))
     assert out.evaluations == 0 and not out.passed.any()
+
+
+def test_a_block_no_entry_of_which_can_pass_costs_nothing() -> None:
+    # noise so large that even the fit's rounding at the largest step exceeds the tolerance
+    f, grad = smooth(np.full(40, 0.05))
+    x = np.linspace(-1, 1, 40)
+    a = grad(x)
+    out = regression.regression_pass(lambda vs: np.array([f(v) for v in vs]), x, a,
+                                     np.full(40, 1e-2), np.full(40, 0.5), f(x), 1e-2, allow)
+    assert out.evaluations == 0 and not out.passed.any()
+    assert regression.hopeless(a, np.full(40, 0.5), 172, 1e-2, allow)
+    assert not regression.hopeless(a, np.full(40, 0.5), 172, SIGMA, allow)
+
+
+def test_the_last_level_is_measured_only_for_entries_still_undecided() -> None:
+    rng = np.random.default_rng(0)
+    c, x = rng.uniform(0.02, 0.1, 40), rng.uniform(-1, 1, 40)
+    f, grad = smooth(c)
+    out, _ = look(f, x, grad(x))
+    m = regression.order_at_least(regression.OVERSAMPLE * 40 + 1 + regression.DOF)
+    levels = out.evaluations // (2 * m)
+    assert out.evaluations == levels * 2 * m
+    assert levels == (3 if out.passed.all() else regression.LEVELS)

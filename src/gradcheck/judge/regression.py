@@ -34,10 +34,12 @@ no longer independent), and the noise is taken as the larger of the measured ``�
 scatter of the central regression's residuals (rounding of the moved entries inside a float32
 forward adds noise along joint moves that a one-entry measurement does not see).
 
-Cost: ``LEVELS`` levels of ``2M`` evaluations for ``n`` entries, ``M`` the smallest Hadamard
-order ``≥ OVERSAMPLE·n + 1 + DOF``, in blocks of at most ``BLOCK`` entries: about
-``2·LEVELS·(OVERSAMPLE·n + 1 + DOF)/n`` evaluations per entry — 34 for ``n = 45``, 33 for large
-tensors, at most 52 (``n = 10``); the averaged look costs 128.
+Cost: up to ``LEVELS`` levels of ``2M`` evaluations for ``n`` entries, ``M`` the smallest
+Hadamard order ``≥ OVERSAMPLE·n + 1 + DOF``, in blocks of at most ``BLOCK`` entries — about
+``2·(OVERSAMPLE·n + 1 + DOF)/n ≈ 8–13`` evaluations per entry and level; each triple is judged
+as soon as it is measured (the last level only for entries still undecided), and a block is
+skipped when the fit's rounding at its largest step already exceeds every entry's tolerance.
+The fits need no matrix inverse: ``ΔᵀΔ = M·I``, so the least-squares rows are ``Δᵀ/(M·s)``.
 
 References: J. C. Spall, "Multivariate stochastic approximation using a simultaneous
 perturbation gradient approximation", IEEE Trans. Automatic Control 37(3), 332–341, 1992;
