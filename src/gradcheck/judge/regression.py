@@ -286,7 +286,7 @@ def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np
         try:
             for k in range(LEVELS):
                 s = top * ladder.RATIO ** -k * w
-                fits.append((s, measure(move_loss, xb, d, s, f0)))
+                fits.append((s, measure(_block_moves(move_loss, x, blk), xb, d, s, f0)))
                 spent += 2 * d.shape[0]
                 if len(fits) < 3:
                     continue
@@ -307,6 +307,22 @@ def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np
         except ForwardError:
             continue
     return Look(out.passed, out.numeric, out.bar, out.step, spent, used_sigma)
+
+
+def _block_moves(move_loss: MoveLoss, x: np.ndarray, blk: np.ndarray) -> MoveLoss:
+    """``move_loss`` (over all entries ``x``) for value vectors of the block ``blk`` alone:
+    the other entries stay at ``x``."""
+    if blk.size == x.size:
+        return move_loss
+
+    def block_loss(values: list[np.ndarray]) -> np.ndarray:
+        full = []
+        for v in values:
+            w = x.copy()
+            w[blk] = v
+            full.append(w)
+        return move_loss(full)
+    return block_loss
 
 
 def _noise(sigma: float, fits: list) -> float:
