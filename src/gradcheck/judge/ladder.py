@@ -48,7 +48,7 @@ loss computed in float32 rounds independently at each of them, so the mean's bar
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -268,175 +268,262 @@ def decide(evaluate: Evaluate, x: np.ndarray, analytic: np.ndarray, first: Level
     ``cap`` the largest step allowed per entry (a step far beyond the parameter's own scale
     crosses every kink of a ReLU layer at once, and its one-sided slopes can no longer tell).
     """
+    walk = _Walk.start(np.asarray(analytic, dtype=np.float64), first, analytic_bar, allow,
+                       sigma, cap)
     n = x.size
-    a = np.asarray(analytic, dtype=np.float64)
-    status = np.full(n, INCONCLUSIVE, np.int8)
-    numeric = first.central.copy()
-    bar = first.rounding + analytic_bar
-    step = first.step.copy()
-    note = np.full(n, "", dtype=object)
-    validated = np.zeros(n, bool)
-    spent = 0
-    lo = first.take(np.arange(n))
-    hi = first.take(np.arange(n))
-    lo_prev = first.take(np.arange(n))      # the level above ``lo`` (for the kink test)
+    for _ in range(MAX_LEVELS):
+        pos, down = walk.moves(cap)
+        if pos.size == 0:
+            break
+        new_step = np.where(down, walk.lo.level.step[pos] / RATIO,
+                            walk.hi.level.step[pos] * RATIO)
+        lv = measure_level(lambda m, pts, pos=pos: evaluate(_mask(n, pos[m]), pts), x[pos],
+                           new_step, f0, sigma, dtype)
+        walk.spent += 2 * int(np.count_nonzero(np.isfinite(new_step)))
+        walk.take(pos, down, lv)
+    return walk.finish()
+
+
+@dataclass
+class _End:
+    """One end of the ladder — the smallest or the largest step an entry has reached: its
+    level, the extrapolation ``E`` of its last valid pair (``nan`` when none) with E's
+    rounding, the pair's difference ``D(B) - D(b)`` with its rounding (the order test), and
+    how many levels the walk took in this direction."""
+
+    level: Level
+    e: np.ndarray
+    e_rounding: np.ndarray
+    diff: np.ndarray
+    diff_noise: np.ndarray
+    moves: np.ndarray
+
+    @classmethod
+    def at(cls, first: Level) -> _End:
+        n = first.step.size
+        return cls(first.take(np.arange(n)), np.full(n, np.nan), np.full(n, np.inf),
+                   np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, int))
+
+    def update(self, pos: np.ndarray, lv: Level, pair: _Pair, diff: np.ndarray,
+               noise: np.ndarray) -> None:
+        """This end moved to ``lv`` at ``pos`` (``pair``: the pair it formed)."""
+        put(self.level, pos, lv)
+        self.e[pos] = np.where(pair.smooth, pair.extrapolated, np.nan)
+        self.e_rounding[pos] = pair.extrapolated_rounding
+        self.diff[pos], self.diff_noise[pos] = diff, noise
+        self.moves[pos] += 1
+
+
+@dataclass
+class _Walk:
+    """The state of :func:`decide`: the verdict arrays, the two ends of every entry's ladder,
+    the level pair the kink test runs at, and the walk's bookkeeping."""
+
+    a: np.ndarray
+    analytic_bar: np.ndarray
+    allow: Allowance
+    sigma: float
+    outcome: Outcome
+    lo: _End
+    hi: _End
     # the deepest down-pair whose two gaps are both clearly above their rounding and of about
     # the same size (a jump that does not shrink): the kink test runs there — deep, so that
     # no other kink is inside the step, yet before the noise swallows the gap
-    k_lo, k_prev = first.take(np.arange(n)), first.take(np.arange(n))
-    e_lo, e_hi = np.full(n, np.nan), np.full(n, np.nan)
-    re_lo, re_hi = np.full(n, np.inf), np.full(n, np.inf)
-    # the last pair's difference D(B) - D(b) and its rounding, per end (the order test)
-    dd_lo, dd_hi = np.full(n, np.nan), np.full(n, np.nan)
-    dn_lo, dn_hi = np.full(n, np.nan), np.full(n, np.nan)
-    downs, ups = np.zeros(n, int), np.zeros(n, int)
-    seen_valid = np.zeros(n, bool)
-    why = np.full(n, "", dtype=object)
-    pending = np.isfinite(a)
-    status[~np.isfinite(a)] = FAIL
-    note[~np.isfinite(a)] = "the analytic gradient is not finite"
-    # first direction: a disagreement beyond the noise suggests a kink or truncation (down);
-    # one within the noise asks for a larger step (up); a non-finite first step goes down.
-    with np.errstate(invalid="ignore"):
-        direction = np.where(first.finite & (np.abs(a - first.central) <= 2 * first.rounding),
-                             1, -1)
+    kink: Level
+    kink_prev: Level
+    seen_valid: np.ndarray
+    pending: np.ndarray
+    direction: np.ndarray
+    spent: int = 0
+
+    @classmethod
+    def start(cls, a: np.ndarray, first: Level, analytic_bar: np.ndarray, allow: Allowance,
+              sigma: float, cap: np.ndarray | None) -> _Walk:
+        n = a.size
+        out = Outcome(np.full(n, INCONCLUSIVE, np.int8), first.central.copy(),
+                      first.rounding + analytic_bar, first.step.copy(),
+                      np.full(n, "", dtype=object), np.zeros(n, bool), 0,
+                      np.full(n, "", dtype=object))
+        pending = np.isfinite(a)
+        out.status[~pending] = FAIL
+        out.note[~pending] = "the analytic gradient is not finite"
+        # first direction: a disagreement beyond the noise suggests a kink or truncation
+        # (down); one within the noise asks for a larger step (up); a non-finite first step
+        # goes down.
+        with np.errstate(invalid="ignore"):
+            direction = np.where(first.finite & (np.abs(a - first.central)
+                                                 <= 2 * first.rounding), 1, -1)
+            if cap is not None:
+                # hopeless from the start: the noise would swamp the tolerance even at the
+                # largest step allowed, and the disagreement is what that noise explains
+                A0 = allow(a, first.central)
+                at_cap = K_ROUND * sigma / np.maximum(cap, first.step)
+                hopeless = (first.finite & (at_cap > A0)
+                            & (np.abs(a - first.central) <= 2 * first.rounding + A0))
+                pending &= ~hopeless
+                out.why[hopeless] = "noise"
+        everything = np.arange(n)
+        return cls(a, analytic_bar, allow, sigma, out, _End.at(first), _End.at(first),
+                   first.take(everything), first.take(everything), np.zeros(n, bool),
+                   pending, direction)
+
+    def moves(self, cap: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The entries that walk one more level, and which of them go down: an exhausted
+        direction flips once; an entry stops when both are blocked."""
+        up_ok = (self.hi.moves < MAX_UP) & np.isfinite(self.hi.level.step)
         if cap is not None:
-            # hopeless from the start: the noise would swamp the tolerance even at the largest
-            # step allowed, and the disagreement is what that noise explains — no walk
-            A0 = allow(a, first.central)
-            at_cap = K_ROUND * sigma / np.maximum(cap, first.step)
-            hopeless = (first.finite & (at_cap > A0)
-                        & (np.abs(a - first.central) <= 2 * first.rounding + A0))
-            pending &= ~hopeless
-            why[hopeless] = "noise"
-    for _ in range(MAX_LEVELS):
-        # block exhausted directions, flip once, stop when both are blocked
-        up_ok = (ups < MAX_UP) & np.isfinite(hi.step)
-        if cap is not None:
-            up_ok &= hi.step * RATIO <= cap
-        down_ok = downs < MAX_DOWN
-        direction = np.where((direction > 0) & ~up_ok, -1, direction)
-        direction = np.where((direction < 0) & ~down_ok, np.where(up_ok, 1, 0), direction)
-        pending &= direction != 0
-        pos = np.flatnonzero(pending)
-        if pos.size == 0:
-            break
-        down = direction[pos] < 0
-        new_step = np.where(down, lo.step[pos] / RATIO, hi.step[pos] * RATIO)
-        lv = measure_level(lambda m, pts, pos=pos: evaluate(_mask(n, pos[m]), pts), x[pos],
-                           new_step, f0, sigma, dtype)
-        spent += 2 * int(np.count_nonzero(np.isfinite(new_step)))
-        old_lo, old_hi = lo.take(pos), hi.take(pos)
-        big = where(down, old_lo, lv)
-        small = where(down, lv, old_hi)
+            up_ok &= self.hi.level.step * RATIO <= cap
+        down_ok = self.lo.moves < MAX_DOWN
+        d = np.where((self.direction > 0) & ~up_ok, -1, self.direction)
+        d = np.where((d < 0) & ~down_ok, np.where(up_ok, 1, 0), d)
+        self.direction = d
+        self.pending &= d != 0
+        pos = np.flatnonzero(self.pending)
+        return pos, d[pos] < 0
+
+    def take(self, pos: np.ndarray, down: np.ndarray, lv: Level) -> None:
+        """Judge the pair the new level ``lv`` forms with the end it extends, record the
+        decisions, move the ends, and choose each undecided entry's next direction."""
+        old_lo, old_hi = self.lo.level.take(pos), self.hi.level.take(pos)
+        big, small = where(down, old_lo, lv), where(down, lv, old_hi)
         pair = analyse_pair(big, small)
-        # two consecutive valid pairs: the extrapolation of the smaller one, with a bar
-        prev_e = np.where(down, e_lo[pos], e_hi[pos])
-        prev_r = np.where(down, re_lo[pos], re_hi[pos])
+        self._extrapolate(pos, down, pair, big, small, old_hi)
+        diff, dnoise = big.central - small.central, big.rounding + small.rounding
+        ordered = self._ordered(pos, down, pair, diff, dnoise, (big.step / small.step) ** 2)
+        ok_pass, ok_fail, single = self._judge(pos, pair, big, ordered, lv)
+        self._move_ends(pos, down, lv, old_lo, pair, diff, dnoise)
+        self._record(pos, lv, pair, big, small, ok_pass, ok_fail, single)
+        self._plan(pos, down, lv, pair)
+
+    def _extrapolate(self, pos, down, pair: _Pair, big: Level, small: Level,
+                     old_hi: Level) -> None:
+        """Two consecutive valid pairs: the extrapolation of the smaller one, with its bar
+        (:func:`chain`), where it beats the pair's own best."""
+        prev_e = np.where(down, self.lo.e[pos], self.hi.e[pos])
+        prev_r = np.where(down, self.lo.e_rounding[pos], self.hi.e_rounding[pos])
         e_s = np.where(down, pair.extrapolated, prev_e)
         r_s = np.where(down, pair.extrapolated_rounding, prev_r)
         e_b = np.where(down, prev_e, pair.extrapolated)
         r_b = np.where(down, prev_r, pair.extrapolated_rounding)
         with np.errstate(invalid="ignore", divide="ignore"):
             c_bar = chain(e_s, r_s, e_b, r_b, big.step / small.step)
-            use = pair.smooth & np.isfinite(prev_e) & np.isfinite(c_bar) & (c_bar < pair.best_bar)
+            use = (pair.smooth & np.isfinite(prev_e) & np.isfinite(c_bar)
+                   & (c_bar < pair.best_bar))
         pair.best = np.where(use, e_s, pair.best)
         pair.best_bar = np.where(use, c_bar, pair.best_bar)
         pair.best_rounding = np.where(use, r_s, pair.best_rounding)
-        pair.best_step = np.where(use, np.where(down, small.step, old_hi.step), pair.best_step)
-        # the order test: consecutive differences must scale like ρ² (order 2); a pair whose
-        # difference is within rounding has nothing to test and passes it
-        diff = big.central - small.central
-        dnoise = big.rounding + small.rounding
-        p_d = np.where(down, dd_lo[pos], dd_hi[pos])
-        p_n = np.where(down, dn_lo[pos], dn_hi[pos])
-        d_big = np.where(down, p_d, diff)
-        n_big = np.where(down, p_n, dnoise)
-        d_small = np.where(down, diff, p_d)
-        n_small = np.where(down, dnoise, p_n)
-        r2 = (big.step / small.step) ** 2
+        pair.best_step = np.where(use, np.where(down, small.step, old_hi.step),
+                                  pair.best_step)
+
+    def _ordered(self, pos, down, pair: _Pair, diff, dnoise, r2) -> np.ndarray:
+        """The order test: consecutive differences scale like ``ρ²`` (order 2); a pair whose
+        difference is within rounding has nothing to test and passes it."""
+        p_d = np.where(down, self.lo.diff[pos], self.hi.diff[pos])
+        p_n = np.where(down, self.lo.diff_noise[pos], self.hi.diff_noise[pos])
+        d_big, n_big = np.where(down, p_d, diff), np.where(down, p_n, dnoise)
+        d_small, n_small = np.where(down, diff, p_d), np.where(down, dnoise, p_n)
         with np.errstate(invalid="ignore"):
             ordered = (np.abs(diff) <= dnoise) | (
                 np.isfinite(p_d) & (np.abs(d_big - r2 * d_small)
                                     <= n_big + r2 * n_small + ORDER_SLACK * np.abs(d_big)))
-        ordered &= pair.smooth
-        ap = a[pos]
-        abar = analytic_bar[pos]
-        A_best = allow(ap, pair.best)
+        return ordered & pair.smooth
+
+    def _judge(self, pos, pair: _Pair, big: Level, ordered, lv: Level
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pass at a valid pair; FAIL at both steps of a valid, ordered pair beyond the
+        tolerance and ``K_FAIL`` bars (kink allowance included) with enough signal; else the
+        single-step agreement test."""
+        ap, abar = self.a[pos], self.analytic_bar[pos]
+        allow = self.allow
         with np.errstate(invalid="ignore"):
-            err_best = np.abs(ap - pair.best)
-            ok_pass = pair.smooth & (err_best + pair.best_bar <= A_best)
+            ok_pass = pair.smooth & (np.abs(ap - pair.best) + pair.best_bar
+                                     <= allow(ap, pair.best))
             # a FAIL must also survive whatever a kink too small for the gap test could do
             fail_s = np.abs(ap - pair.d_small) > np.maximum(
                 allow(ap, pair.d_small), K_FAIL * (pair.bar_small + pair.kink_small) + abar)
             fail_b = np.abs(ap - pair.d_big) > np.maximum(
                 allow(ap, pair.d_big), K_FAIL * (pair.bar_big + pair.kink_big) + abar)
             signal = 2 * big.step * np.maximum(np.abs(ap), np.abs(pair.d_big))
-            ok_fail = ordered & fail_s & fail_b & (signal >= MIN_SIGNAL * sigma)
+            ok_fail = ordered & fail_s & fail_b & (signal >= MIN_SIGNAL * self.sigma)
         single = ~ok_pass & ~ok_fail & single_step_pass(ap, lv, allow)
-        # bookkeeping of the ends of the ladder
-        dpos, upos = pos[down], pos[~down]
-        put(lo_prev, dpos, old_lo.take(np.flatnonzero(down)))
+        return ok_pass, ok_fail, single
+
+    def _move_ends(self, pos, down, lv: Level, old_lo: Level, pair: _Pair, diff,
+                   dnoise) -> None:
+        """The end each entry walked from moves to ``lv``; a down-pair whose gaps keep
+        their size becomes the kink test's pair."""
         with np.errstate(invalid="ignore"):
             seen = (down & lv.finite & old_lo.finite
-                    & (np.abs(lv.gap) > 2 * lv.gap_bar) & (np.abs(old_lo.gap) > 2 * old_lo.gap_bar)
+                    & (np.abs(lv.gap) > 2 * lv.gap_bar)
+                    & (np.abs(old_lo.gap) > 2 * old_lo.gap_bar)
                     & (np.abs(lv.gap) >= KINK_KEEP * np.abs(old_lo.gap)))
-        put(k_lo, pos[seen], lv.take(np.flatnonzero(seen)))
-        put(k_prev, pos[seen], old_lo.take(np.flatnonzero(seen)))
-        put(lo, dpos, lv.take(np.flatnonzero(down)))
-        put(hi, upos, lv.take(np.flatnonzero(~down)))
-        e_lo[dpos] = np.where(pair.smooth[down], pair.extrapolated[down], np.nan)
-        e_hi[upos] = np.where(pair.smooth[~down], pair.extrapolated[~down], np.nan)
-        re_lo[dpos] = pair.extrapolated_rounding[down]
-        re_hi[upos] = pair.extrapolated_rounding[~down]
-        dd_lo[dpos], dn_lo[dpos] = diff[down], dnoise[down]
-        dd_hi[upos], dn_hi[upos] = diff[~down], dnoise[~down]
-        downs[dpos] += 1
-        ups[upos] += 1
-        seen_valid[pos] |= pair.smooth
+        put(self.kink, pos[seen], lv.take(np.flatnonzero(seen)))
+        put(self.kink_prev, pos[seen], old_lo.take(np.flatnonzero(seen)))
+        for end, mask in ((self.lo, down), (self.hi, ~down)):
+            k = np.flatnonzero(mask)
+            end.update(pos[k], lv.take(k), _take_pair(pair, k), diff[k], dnoise[k])
+        self.seen_valid[pos] |= pair.smooth
+
+    def _record(self, pos, lv: Level, pair: _Pair, big: Level, small: Level, ok_pass,
+                ok_fail, single) -> None:
+        """Store the decisions of this level."""
+        out, abar = self.outcome, self.analytic_bar[pos]
         for k in np.flatnonzero(ok_pass | ok_fail | single):
             i = pos[k]
-            pending[i] = False
-            validated[i] = not single[k]
+            self.pending[i] = False
+            out.validated[i] = not single[k]
             if single[k]:
-                status[i], numeric[i], bar[i], step[i] = (PASS, lv.central[k], lv.rounding[k]
-                                                          + abar[k], lv.step[k])
-                note[i] = f"agrees at step {lv.step[k]:.1e}"
+                out.status[i], out.numeric[i] = PASS, lv.central[k]
+                out.error_bar[i], out.step[i] = lv.rounding[k] + abar[k], lv.step[k]
+                out.note[i] = f"agrees at step {lv.step[k]:.1e}"
                 continue
-            status[i] = PASS if ok_pass[k] else FAIL
-            numeric[i], bar[i], step[i] = pair.best[k], pair.best_bar[k] + abar[k], \
-                pair.best_step[k]
-            s1, s2 = small.step[k], big.step[k]
-            note[i] = (f"agrees at step {pair.best_step[k]:.1e}" if ok_pass[k] else
-                       f"disagrees at steps {s1:.1e} and {s2:.1e}, where the estimate is "
-                       "validated (smooth there: the one-sided slopes converge at first order "
-                       "and the estimates at second order)")
-        # next direction for the undecided
-        und = pending[pos]
+            out.status[i] = PASS if ok_pass[k] else FAIL
+            out.numeric[i], out.error_bar[i] = pair.best[k], pair.best_bar[k] + abar[k]
+            out.step[i] = pair.best_step[k]
+            out.note[i] = (f"agrees at step {pair.best_step[k]:.1e}" if ok_pass[k] else
+                           f"disagrees at steps {small.step[k]:.1e} and {big.step[k]:.1e}, "
+                           "where the estimate is validated (smooth there: the one-sided "
+                           "slopes converge at first order and the estimates at second "
+                           "order)")
+
+    def _plan(self, pos, down, lv: Level, pair: _Pair) -> None:
+        """Next direction of the undecided (up where rounding bounds the pair, down where
+        truncation or kinks do), what stopped them so far, and the best estimate seen."""
+        out, ap, abar = self.outcome, self.a[pos], self.analytic_bar[pos]
+        und = self.pending[pos]
         rounding_bound = ~pair.truncation_bound
         nxt = np.where(pair.smooth, np.where(rounding_bound, 1, -1), -1)
         # further down is useless once the noise at the smallest step swamps everything
         with np.errstate(invalid="ignore"):
             hopeless = down & lv.finite & (lv.rounding > 4 * np.maximum(
-                np.abs(ap - lv.central), allow(ap, lv.central))) & ~pair.smooth
-        downs[pos[hopeless]] = MAX_DOWN
+                np.abs(ap - lv.central), self.allow(ap, lv.central))) & ~pair.smooth
+        self.lo.moves[pos[hopeless]] = MAX_DOWN
+        why = out.why
         why[pos[und & pair.smooth & rounding_bound]] = "noise"
         why[pos[und & pair.smooth & ~rounding_bound]] = "truncation"
         why[pos[und & ~pair.smooth & (why[pos] == "")]] = "kinks"
-        direction[pos] = np.where(und, nxt, 0)
-        # keep the best estimate seen so far for the report
-        better = und & pair.smooth & (pair.best_bar + abar < bar[pos])
-        numeric[pos[better]] = pair.best[better]
-        bar[pos[better]] = pair.best_bar[better] + abar[better]
-        step[pos[better]] = pair.best_step[better]
-    undecided = np.flatnonzero((status == INCONCLUSIVE) & np.isfinite(a))
-    _kinks(undecided, a, k_lo, k_prev, allow, analytic_bar, sigma, status, numeric, bar, step,
-           note)
-    left = (status == INCONCLUSIVE) & np.isfinite(a)
-    for i in np.flatnonzero(left):
-        why[i] = why[i] or ("kinks" if not seen_valid[i] else "noise")
-        note[i] = _remedy(why[i])
-    return Outcome(status, numeric, bar, step, note, validated, spent, why)
+        self.direction[pos] = np.where(und, nxt, 0)
+        better = und & pair.smooth & (pair.best_bar + abar < out.error_bar[pos])
+        out.numeric[pos[better]] = pair.best[better]
+        out.error_bar[pos[better]] = pair.best_bar[better] + abar[better]
+        out.step[pos[better]] = pair.best_step[better]
+
+    def finish(self) -> Outcome:
+        """The kink test for the undecided, then the remedy for those still undecided."""
+        out, a = self.outcome, self.a
+        undecided = np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(a))
+        _kinks(undecided, a, self.kink, self.kink_prev, self.allow, self.analytic_bar,
+               self.sigma, out.status, out.numeric, out.error_bar, out.step, out.note)
+        for i in np.flatnonzero((out.status == INCONCLUSIVE) & np.isfinite(a)):
+            out.why[i] = out.why[i] or ("kinks" if not self.seen_valid[i] else "noise")
+            out.note[i] = _remedy(out.why[i])
+        out.evaluations = self.spent
+        return out
+
+
+def _take_pair(pair: _Pair, k: np.ndarray) -> _Pair:
+    """The pair's fields at positions ``k``."""
+    return _Pair(*(getattr(pair, f.name)[k] for f in fields(_Pair)))
 
 
 def _mask(n: int, idx: np.ndarray) -> np.ndarray:
