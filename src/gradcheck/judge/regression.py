@@ -281,32 +281,45 @@ def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np
         if not (np.isfinite(top) and top > 0) or hopeless(ab, top * w, d.shape[0], sigma,
                                                           allow):
             continue
-        fits: list = []
-        pos = np.zeros(blk.size, bool)
-        try:
-            for k in range(LEVELS):
-                s = top * ladder.RATIO ** -k * w
-                fits.append((s, measure(_block_moves(move_loss, x, blk), xb, d, s, f0)))
-                spent += 2 * d.shape[0]
-                if len(fits) < 3:
-                    continue
-                # judged as soon as a triple is measured; the next level only for the rest
-                sig = _noise(sigma, fits)
-                used_sigma = max(used_sigma, sig)
-                levels = [_level(c, r, lf, rows, st, sig, True)
-                          for st, (c, r, lf, _, rows) in fits[-3:]]
-                ok, est, bar, stp = judge_triple(levels[2], levels[1], levels[0], ab, allow)
-                new = ok & ~pos
-                out.passed[blk[new]] = True
-                out.numeric[blk[new]] = est[new]
-                out.bar[blk[new]] = bar[new]
-                out.step[blk[new]] = stp[new]
-                pos |= ok
-                if pos.all():
-                    break
-        except ForwardError:
-            continue
+        used, sig = _block_look(_block_moves(move_loss, x, blk), xb, ab, d, top * w, f0,
+                                sigma, allow, blk, out)
+        spent += used
+        used_sigma = max(used_sigma, sig)
     return Look(out.passed, out.numeric, out.bar, out.step, spent, used_sigma)
+
+
+def _block_look(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, d: np.ndarray,
+                top: np.ndarray, f0: float, sigma: float, allow: Allowance, blk: np.ndarray,
+                out: Look) -> tuple[int, float]:
+    """Levels ``top·ρ^-k`` of one block (design ``d``), each triple judged as soon as it is
+    measured and the next level only for entries still undecided; passes written into
+    ``out`` at ``blk``; a forward that raises at a level ends the block's look. Returns the
+    evaluations spent and the largest noise used."""
+    fits: list = []
+    done = np.zeros(x.size, bool)
+    spent, used_sigma = 0, sigma
+    for k in range(LEVELS):
+        s = top * ladder.RATIO ** -k
+        try:
+            fits.append((s, measure(move_loss, x, d, s, f0)))
+        except ForwardError:
+            break
+        spent += 2 * d.shape[0]
+        if len(fits) < 3:
+            continue
+        sig = _noise(sigma, fits)
+        used_sigma = max(used_sigma, sig)
+        big, mid, small = (_level(c, r, lf, rows, st, sig, True)
+                           for st, (c, r, lf, _, rows) in fits[-3:])
+        ok, est, bar, stp = judge_triple(small, mid, big, a, allow)
+        new = ok & ~done
+        out.passed[blk[new]] = True
+        out.numeric[blk[new]], out.bar[blk[new]], out.step[blk[new]] = (est[new], bar[new],
+                                                                         stp[new])
+        done |= ok
+        if done.all():
+            break
+    return spent, used_sigma
 
 
 def _block_moves(move_loss: MoveLoss, x: np.ndarray, blk: np.ndarray) -> MoveLoss:
