@@ -96,3 +96,20 @@ def test_a_sample_pays_no_averaged_look_for_the_whole_sample() -> None:
     report = check(model, sample=8)
     assert report.status != "fail"
     assert report.evaluations / max(report.counts["checked"], 1) < 60, report.evaluations
+
+
+@pytest.mark.parametrize("method", ["central4", "richardson", "auto"])
+def test_the_header_says_that_the_central_ladder_decides_the_rest(method: str) -> None:
+    p = {"w": np.linspace(-1.0, 1.0, 5)}
+
+    def forward(q):
+        return float(np.sum(np.sin(q["w"])))
+
+    report = gc.check(forward, lambda q: (forward(q), {"w": np.cos(q["w"])}), p,
+                      method=method, progress=False)
+    assert report.decisions["ladder"] == "central"
+    assert report.to_dict()["decisions"]["ladder"] == "central"
+    assert "then the validated central ladder for what it did not pass" in str(report)
+    plain = gc.check(forward, lambda q: (forward(q), {"w": np.cos(q["w"])}), p,
+                     progress=False)
+    assert "ladder for what" not in str(plain)

@@ -53,6 +53,8 @@ def render_report(report: Report, worst: int = 5) -> str:
     method = o.get("method")
     if d.get("scheme", method) != method:
         method = f"{method} (used {d['scheme']})"
+    if d.get("ladder") and d.get("scheme", method) != d["ladder"]:
+        method = f"{method}, then the validated {d['ladder']} ladder for what it did not pass"
     out.append(f"  method {method}, h={d.get('h', o.get('h'))}, tol={o.get('tol')}, "
                f"{o.get('measure')} error (Z={o.get('denominator')}, "
                f"floor {o.get('floor') or 'the gradient scale'})")
