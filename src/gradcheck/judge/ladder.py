@@ -26,7 +26,10 @@ Verdicts, with ``A = tol·Z`` the tolerance in absolute units (see
   or at a single step whose one-sided slopes show no jump larger than the derivative (two
   independent computations that agree within the tolerance are not a coincidence; at a kink,
   the central difference averages two slopes and agrees with the analytic value only at the
-  midpoint subgradient);
+  midpoint subgradient). Above the steps already tried that agreement must include
+  Richardson's truncation bound from the level below: a step's truncation grows like ``s²``,
+  and a bug of its size would agree — measured: a float32 loss walked up to ``s ≈ 0.13``
+  passed a hidden-layer gradient missing one sample of twenty;
 * **FAIL** when ``|a - D| > max(A, K_FAIL·bar)`` at *both* steps of a valid pair whose
   estimates also converge at the scheme's order: ``D(B) - D(b)`` is within rounding, or it is
   ``ρ²`` times the previous pair's difference (a kink inside both steps makes ``D`` drift like
@@ -390,9 +393,9 @@ class _Walk:
         self._extrapolate(pos, down, pair, big, small, old_hi)
         diff, dnoise = big.central - small.central, big.rounding + small.rounding
         ordered = self._ordered(pos, down, pair, diff, dnoise, (big.step / small.step) ** 2)
-        ok_pass, ok_fail, single = self._judge(pos, pair, big, ordered, lv)
+        ok_pass, ok_fail, single = self._judge(pos, down, pair, big, ordered, lv)
         self._move_ends(pos, down, lv, old_lo, pair, diff, dnoise)
-        self._record(pos, lv, pair, big, small, ok_pass, ok_fail, single)
+        self._record(pos, down, lv, pair, big, small, ok_pass, ok_fail, single)
         self._plan(pos, down, lv, pair)
 
     def _extrapolate(self, pos, down, pair: _Pair, big: Level, small: Level,
@@ -428,11 +431,11 @@ class _Walk:
                                     <= n_big + r2 * n_small + ORDER_SLACK * np.abs(d_big)))
         return ordered & pair.smooth
 
-    def _judge(self, pos, pair: _Pair, big: Level, ordered, lv: Level
+    def _judge(self, pos, down, pair: _Pair, big: Level, ordered, lv: Level
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pass at a valid pair; FAIL at both steps of a valid, ordered pair beyond the
         tolerance and ``K_FAIL`` bars (kink allowance included) with enough signal; else the
-        single-step agreement test."""
+        single-step agreement test (going up: with Richardson's truncation bound)."""
         ap, abar = self.a[pos], self.analytic_bar[pos]
         allow = self.allow
         with np.errstate(invalid="ignore"):
@@ -445,7 +448,11 @@ class _Walk:
                 allow(ap, pair.d_big), K_FAIL * (pair.bar_big + pair.kink_big) + abar)
             signal = 2 * big.step * np.maximum(np.abs(ap), np.abs(pair.d_big))
             ok_fail = ordered & fail_s & fail_b & (signal >= MIN_SIGNAL * self.sigma)
-        single = ~ok_pass & ~ok_fail & single_step_pass(ap, lv, allow)
+            # above the steps already tried, an agreement at one step is no evidence without
+            # a bound on the truncation, which grows like s² (a bug of its size would agree):
+            # Richardson's from the level below, as at a valid pair but without the gap test
+            bounded = np.abs(ap - pair.d_big) + pair.bar_big <= allow(ap, pair.d_big)
+        single = ~ok_pass & ~ok_fail & single_step_pass(ap, lv, allow) & (down | bounded)
         return ok_pass, ok_fail, single
 
     def _move_ends(self, pos, down, lv: Level, old_lo: Level, pair: _Pair, diff,
@@ -464,17 +471,18 @@ class _Walk:
             end.update(pos[k], lv.take(k), _take_pair(pair, k), diff[k], dnoise[k])
         self.seen_valid[pos] |= pair.smooth
 
-    def _record(self, pos, lv: Level, pair: _Pair, big: Level, small: Level, ok_pass,
+    def _record(self, pos, down, lv: Level, pair: _Pair, big: Level, small: Level, ok_pass,
                 ok_fail, single) -> None:
         """Store the decisions of this level."""
         out, abar = self.outcome, self.analytic_bar[pos]
+        single_bar = np.where(down, lv.rounding, pair.bar_big)
         for k in np.flatnonzero(ok_pass | ok_fail | single):
             i = pos[k]
             self.pending[i] = False
             out.validated[i] = not single[k]
             if single[k]:
                 out.status[i], out.numeric[i] = PASS, lv.central[k]
-                out.error_bar[i], out.step[i] = lv.rounding[k] + abar[k], lv.step[k]
+                out.error_bar[i], out.step[i] = single_bar[k] + abar[k], lv.step[k]
                 out.note[i] = f"agrees at step {lv.step[k]:.1e}"
                 continue
             out.status[i] = PASS if ok_pass[k] else FAIL
@@ -639,7 +647,8 @@ def averaged_pass(evaluate: Evaluate, x: np.ndarray, analytic: np.ndarray, steps
     (``s/ρ`` and ``s`` when ``ρs`` exceeds ``cap``) of :func:`averaged_level`, judged as the
     ladder judges its own — **pass** at the pair when the one-sided slopes are smooth there
     and ``|a - D| + bar ≤ A``, or at one level by :func:`single_step_pass` (agreement within
-    the tolerance including the bar, without a jump in the one-sided slopes); never FAIL (the
+    the tolerance including the bar, without a jump in the one-sided slopes) with the pair's
+    Richardson truncation bound in the bar; never FAIL (the
     bar of a FAIL must also hold what a hidden kink can do, which averaging does not shrink).
     Returns (passed, numeric, bar, step, evaluations)."""
     a = np.asarray(analytic, dtype=np.float64)
@@ -650,9 +659,13 @@ def averaged_pass(evaluate: Evaluate, x: np.ndarray, analytic: np.ndarray, steps
     pair = analyse_pair(big, small)
     with np.errstate(invalid="ignore"):
         ok_pair = pair.smooth & (np.abs(a - pair.best) + pair.best_bar <= allow(a, pair.best))
-    one_s = ~ok_pair & single_step_pass(a, small, allow)
-    one_b = ~ok_pair & ~one_s & single_step_pass(a, big, allow)
+        # one level agreeing is evidence only with a bound on its truncation (a bug of the
+        # truncation's size would agree too): Richardson's from the pair, without the gap test
+        one_s = ~ok_pair & single_step_pass(a, small, allow) & (
+            np.abs(a - small.central) + pair.bar_small <= allow(a, small.central))
+        one_b = ~ok_pair & ~one_s & single_step_pass(a, big, allow) & (
+            np.abs(a - big.central) + pair.bar_big <= allow(a, big.central))
     num = np.where(one_s, small.central, np.where(one_b, big.central, pair.best))
-    bar = np.where(one_s, small.rounding, np.where(one_b, big.rounding, pair.best_bar))
+    bar = np.where(one_s, pair.bar_small, np.where(one_b, pair.bar_big, pair.best_bar))
     step = np.where(one_s, small.step, np.where(one_b, big.step, pair.best_step))
     return ok_pair | one_s | one_b, num, bar, step, 4 * m * x.size
