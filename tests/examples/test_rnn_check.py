@@ -16,8 +16,11 @@ def test_correct_rnn_passes_at_defaults_in_float64() -> None:
     report = gc.check(problem.forward, problem.forward_backward, problem.params)
     assert report.status == "pass", report
     assert report.counts["checked"] == problem.n_params
-    # base twice, the loss's noise measured once (issue #10), two per entry
-    assert report.evaluations == 2 + report.decisions["noise_evaluations"] + 2 * problem.n_params
+    # base twice, the loss's noise measured once (issue #10), two per entry — and two more for
+    # the few entries whose one-sided slopes differ by more than twice the tolerance (a kink
+    # inside the step could bias the estimate by half that gap: the ladder's next level decides)
+    base = 2 + report.decisions["noise_evaluations"] + 2 * problem.n_params
+    assert base <= report.evaluations <= base + 2 * (problem.n_params // 100)
 
 
 @pytest.mark.parametrize("bug", sorted(rnn.BUGS))

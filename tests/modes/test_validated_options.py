@@ -70,8 +70,9 @@ def test_a_scheme_passes_smooth_entries_and_the_report_says_so(method: str) -> N
     report = check(R.build(R.Regime(1.0, "tanh", "f64", 1.0, 0)), method=method)
     assert report.status == "pass", report
     notes = [e.note for e in report.entries()]
+    # the scheme may pass an entry at once only where its one-sided slopes leave no room for
+    # a kink inside its (wide) stencil; the validated central ladder decides the others
     assert notes and all(n.startswith((method, "central")) for n in notes)
-    assert sum(n.startswith(method) for n in notes) > len(notes) // 2
     assert any(f"method {method}" in n for n in report.notes)
 
 

@@ -26,7 +26,8 @@ Verdicts, with ``A = tol·Z`` the tolerance in absolute units (see
   or at a single step whose one-sided slopes show no jump larger than the derivative (two
   independent computations that agree within the tolerance are not a coincidence; at a kink,
   the central difference averages two slopes and agrees with the analytic value only at the
-  midpoint subgradient). Above the steps already tried that agreement must include
+  midpoint subgradient — so the bar also holds half the gap beyond ``2A``, what a kink inside
+  the step could do, :func:`single_step_pass`). Above the steps already tried it must include
   Richardson's truncation bound from the level below: a step's truncation grows like ``s²``,
   and a bug of its size would agree — measured: a float32 loss walked up to ``s ≈ 0.13``
   passed a hidden-layer gradient missing one sample of twenty;
