@@ -119,20 +119,36 @@ def make_chunk(i: int, name: str, idx: np.ndarray, work_array: np.ndarray, grad:
 
 def measure_first(chunks: list[Chunk], entries: Callable[[int, np.ndarray, np.ndarray],
                                                          np.ndarray],
-                  f0: float, noise: ecnoise.Noise, h: float | None, relative_step: bool
-                  ) -> None:
+                  f0: float, noise: ecnoise.Noise, h: float | None, relative_step: bool,
+                  grad_scale: float = 0.0) -> None:
     """The first level of every chunk (``c.first``), with the relative-step fallback for
     entries whose absolute step gave a non-finite loss or did not move them
     (``c.relative``)."""
     for c in chunks:
         c.first, c.relative = central_first(c, np.arange(c.idx.size), entries, f0, noise, h,
-                                            relative_step)
+                                            relative_step, grad_scale)
+
+
+#: The automatic first step shrinks by up to this factor where its rounding stays at most
+#: ``1/ROUNDING_SHARE`` of the entry's tolerance (see :func:`rounding_steps`).
+SHRINK = 4.0
+ROUNDING_SHARE = 16.0
+
+
+def rounding_steps(c: Chunk, pos: np.ndarray, sigma: float, grad_scale: float) -> np.ndarray:
+    """The step whose rounding bar ``K_ROUND·σ/h`` is ``A/ROUNDING_SHARE``, with the
+    tolerance ``A ≈ tol·max(|a|, S)`` from the analytic values (``S``: the model's gradient
+    scale)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        allowance = c.tol * np.maximum(np.abs(c.a[pos]), grad_scale)
+        h = ROUNDING_SHARE * ladder.K_ROUND * sigma / allowance
+    return np.where(np.isfinite(h) & (h > 0), h, np.inf)
 
 
 def central_first(c: Chunk, pos: np.ndarray, entries: Callable[[int, np.ndarray, np.ndarray],
                                                                 np.ndarray],
-                  f0: float, noise: ecnoise.Noise, h: float | None, relative_step: bool
-                  ) -> tuple[ladder.Level, np.ndarray]:
+                  f0: float, noise: ecnoise.Noise, h: float | None, relative_step: bool,
+                  grad_scale: float = 0.0) -> tuple[ladder.Level, np.ndarray]:
     """The central :class:`~gradcheck.judge.ladder.Level` at ``h0`` (:func:`first_steps`) of
     the chunk's entries ``pos``, and which of them were moved by the relative fallback: an
     entry whose absolute step gave a non-finite loss, or did not move it (``x ± h == x``), is
@@ -143,6 +159,9 @@ def central_first(c: Chunk, pos: np.ndarray, entries: Callable[[int, np.ndarray,
     def ev(m, pts):
         return entries(c.leaf, c.idx[pos[m]], pts)
     h0 = first_steps(x, h, relative_step, rel)
+    if h is None:
+        h0 = np.maximum(h0 / SHRINK, np.minimum(h0, rounding_steps(c, pos, noise.sigma,
+                                                                    grad_scale)))
     first = ladder.measure_level(ev, x, h0, f0, noise.sigma, c.dtype, tolerate_errors=False)
     relative = np.zeros(pos.size, bool)
     mag = np.abs(x)
@@ -553,7 +572,7 @@ def run(state: Run, idxs: list[np.ndarray]) -> list[TensorReport | None]:
     central = state.scheme.name == "central"
     if central:
         h = None if state.h in (None, "auto") else float(state.h)
-        measure_first(live, entries, f0, noise, h, plan.relative_step)
+        measure_first(live, entries, f0, noise, h, plan.relative_step, state.grad_scale)
     else:
         for c in live:
             c.first = scheme_first(c, entries, state.scheme, state.h, plan.relative_step, f0,
