@@ -45,7 +45,7 @@ def test_batched_matches_serial(batch_size) -> None:
     assert fast.status == serial.status == "pass"
     assert fast.evaluations == serial.evaluations
     for s, f in zip(serial.tensors, fast.tensors):
-        np.testing.assert_allclose(f.numeric, s.numeric, rtol=1e-9)
+        np.testing.assert_allclose(f.numeric, s.numeric, rtol=4e-9)  # rounding / h
 
 
 def test_entries_and_directions_equal_a_loop_of_forwards() -> None:
@@ -72,7 +72,7 @@ def test_rnn_hand_vectorised_forward_finds_the_same_bug() -> None:
     assert fast.failing_tensors == serial.failing_tensors == ["b"]
     for s, f in zip(serial.tensors, fast.tensors):
         assert np.array_equal(s.status, f.status)
-        np.testing.assert_allclose(f.numeric, s.numeric, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(f.numeric, s.numeric, rtol=4e-7, atol=4e-12)  # rounding / h
 
 
 def test_batched_directional_mode() -> None:

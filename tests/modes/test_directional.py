@@ -88,7 +88,7 @@ def test_one_wrong_element_of_1e5_is_located_exactly() -> None:
     # pair of steps, not from h = 1e-5 as localisation does: close, not bit for bit
     assert x.analytic[k] == e.analytic[2]
     assert x.numeric[k] == pytest.approx(e.numeric[2], rel=1e-2)
-    assert x.error[k] == pytest.approx(e.error[2], rel=1e-2)
+    assert x.error[k] == pytest.approx(e.error[2], rel=5e-2)   # an error of ~6e-5 from them
 
 
 def test_five_wrong_elements_are_all_located() -> None:
