@@ -6,7 +6,8 @@ same QUICK grid (plus the ``f16`` precision path) under each option set of :data
 on correct models and on models with a 1e-3 bug, and counts per option set × precision path:
 
 * **false FAIL** — a correct model whose status is "fail";
-* **silent pass** — a 1e-3 bug whose status is "pass" (it must never pass);
+* **silent pass** — a 1e-3 bug whose status is "pass" (it must never pass), uniform or
+  scattered over its tensor;
 * **inconcl. models** — share of correct models whose status is "inconclusive";
 * **evals/entry** — evaluations per checked entry on correct models (in directional mode
   only the entries localised after a failed directional test count as checked), and
@@ -52,6 +53,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "method=forward": {"method": "forward"},
     "directional+h=auto": {"mode": "directional", "h": "auto"},
 }
+#: The models checked per regime: correct, a uniform 1e-3 bug, a scattered one (errors nearly
+#: orthogonal to the tensor's gradient, :data:`gradcheck.examples.regimes.PATTERNS`).
+VARIANTS = ((0.0, "uniform"), (1e-3, "uniform"), (1e-3, "scattered"))
 #: Lines of ``str(report)`` kept per wrong verdict.
 REPORT_LINES = 15
 
@@ -64,25 +68,28 @@ class Outcome:
     regime: R.Regime
     bug: float
     status: str
+    pattern: str = "uniform"
     entries: int = 0
     evaluations: int = 0
     size: int = 0    # parameter entries of the model
     text: str = ""   # first REPORT_LINES of the report, or the exception
 
 
-def run_one(option: str, regime: R.Regime, bug: float) -> Outcome:
-    """Check ``regimes.build(regime, bug)`` with the option set ``OPTIONS[option]``."""
-    model = R.build(regime, bug)
+def run_one(option: str, regime: R.Regime, bug: float, pattern: str = "uniform") -> Outcome:
+    """Check ``regimes.build(regime, bug, pattern=pattern)`` with the option set
+    ``OPTIONS[option]``."""
+    model = R.build(regime, bug, pattern=pattern)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             report = gc.check(model.forward, model.forward_backward, model.params,
                               progress=False, **OPTIONS[option])
         except Exception as e:  # noqa: BLE001 - an option combination that raises is a finding
-            return Outcome(option, regime, bug, "error", text=f"{type(e).__name__}: {e}")
+            return Outcome(option, regime, bug, "error", pattern,
+                           text=f"{type(e).__name__}: {e}")
     text = "\n".join(str(report).splitlines()[:REPORT_LINES])
     size = sum(int(v.size) for v in model.params.values())
-    return Outcome(option, regime, bug, report.status, report.counts["checked"],
+    return Outcome(option, regime, bug, report.status, pattern, report.counts["checked"],
                    report.evaluations, size, text)
 
 
@@ -99,6 +106,8 @@ class Row:
     bugs: int = 0
     silent: int = 0
     undetected: int = 0
+    scattered: int = 0
+    scattered_silent: int = 0
     errors: int = 0
     messages: Counter = field(default_factory=Counter)
 
@@ -113,6 +122,9 @@ class Row:
             self.entries += o.entries
             self.evaluations += o.evaluations
             self.size += o.size
+        elif o.pattern == "scattered":
+            self.scattered += 1
+            self.scattered_silent += o.status == "pass"
         else:
             self.bugs += 1
             self.silent += o.status == "pass"
@@ -120,8 +132,8 @@ class Row:
 
 
 HEAD = ("| option set | precision | models | false FAIL | 1e-3 silent pass | 1e-3 inconcl. "
-        "| inconcl. models | evals/entry | evals/param | errors |")
-RULE = "|" + "---|" * 10
+        "| scattered 1e-3 silent pass | inconcl. models | evals/entry | evals/param | errors |")
+RULE = "|" + "---|" * 11
 
 
 def table(outcomes: list[Outcome], precisions: tuple[str, ...]) -> list[str]:
@@ -138,6 +150,7 @@ def table(outcomes: list[Outcome], precisions: tuple[str, ...]) -> list[str]:
             r = rows[(opt, prec)]
             lines.append(f"| {opt} | {prec} | {r.models} | {r.false_fail} "
                          f"| {r.silent}/{r.bugs} | {r.undetected}/{r.bugs} "
+                         f"| {r.scattered_silent}/{r.scattered} "
                          f"| {_pct(r.incon, r.models)} | {r.evaluations / max(r.entries, 1):.1f} "
                          f"| {r.evaluations / max(r.size, 1):.1f} | {r.errors} |")
     messages = Counter()
@@ -155,9 +168,11 @@ def wrong(outcomes: list[Outcome], reports: int) -> list[str]:
     of their reports per option set and kind."""
     lines: list[str] = []
     for option in OPTIONS:
-        for kind, bug, status in (("false FAIL", 0.0, "fail"), ("silent pass", 1e-3, "pass")):
+        for kind, bug, status, pattern in (("false FAIL", 0.0, "fail", "uniform"),
+                                           ("silent pass", 1e-3, "pass", "uniform"),
+                                           ("scattered silent pass", 1e-3, "pass", "scattered")):
             bad = [o for o in outcomes if o.option == option and o.bug == bug
-                   and o.status == status]
+                   and o.status == status and o.pattern == pattern]
             if not bad:
                 continue
             lines += ["", f"### {option}: {kind} ({len(bad)})", "",
@@ -178,9 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     regimes = R.grid(**grid)
     options = [args.only] if args.only else list(OPTIONS)
     t0 = time.perf_counter()
-    outcomes = [run_one(opt, regime, bug) for opt in options for regime in regimes
-                for bug in (0.0, 1e-3)]
-    print(f"{len(regimes)} regimes × {{correct, bug 1e-3}} × {len(options)} option sets: "
+    outcomes = [run_one(opt, regime, bug, pattern) for opt in options for regime in regimes
+                for bug, pattern in VARIANTS]
+    print(f"{len(regimes)} regimes × {{correct, bug 1e-3, scattered 1e-3}} × "
+          f"{len(options)} option sets: "
           f"{len(outcomes)} checks in {time.perf_counter() - t0:.0f} s.\n")
     text = "\n".join(table(outcomes, grid["precisions"]) + wrong(outcomes, args.reports))
     print(text)
@@ -190,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         write_section("verdict_options", (
             "## Verdicts under stress, non-default options (`benchmarks/verdict_options.py`)\n\n"
             f"Machine: {machine()}. {len(regimes)} regimes (the QUICK grid of verdict_stress "
-            "plus the f16 path) × {correct, bug 1e-3} × "
+            "plus the f16 path) × {correct, bug 1e-3, scattered 1e-3} × "
             f"{len(options)} option sets: {len(outcomes)} checks in "
             f"{time.perf_counter() - t0:.0f} s.\n\n{text}\n"))
 
