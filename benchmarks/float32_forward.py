@@ -32,14 +32,7 @@ TOL32 = float(np.sqrt(np.finfo(np.float32).eps))
 def float32_problem(bug: str | None):
     """``(forward, forward_backward, params)`` of the RNN with a float32 forward."""
     problem = rnn.make_problem(bug)
-
-    def forward(p):
-        return float(problem.forward({k: np.asarray(v, np.float32) for k, v in p.items()}))
-
-    def forward_backward(p):
-        loss, grads = problem.forward_backward(p)
-        return loss, {k: g.astype(np.float32) for k, g in grads.items()}
-    return forward, forward_backward, problem.params
+    return problem.float32_forward, problem.float32_forward_backward, problem.params
 
 
 def wrong_passes(report, exact: dict[str, np.ndarray]) -> int:

@@ -50,3 +50,15 @@ def test_cli_usage_errors_are_one_line(capsys) -> None:
     assert main(["demo", "rnn", "--tol", "abc"]) == 3
     assert main(["demo", "rnn", "--list-bugs"]) == 0
     assert "transpose" in capsys.readouterr().out
+
+
+def test_the_float32_forward_computes_in_float32_and_returns_a_python_float() -> None:
+    import numpy as np
+
+    problem = rnn.make_problem()
+    loss32 = problem.float32_forward(problem.params)
+    loss64 = problem.forward(problem.params)
+    assert type(loss32) is float and loss32 != loss64
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    loss, grads = problem.float32_forward_backward(problem.params)
+    assert loss == loss64 and all(g.dtype == np.float32 for g in grads.values())

@@ -56,10 +56,27 @@ def allow(aa, nn):
     return TOL * np.maximum(np.maximum(np.abs(aa), np.abs(np.nan_to_num(nn))), 0.05)
 
 
+def moves_of(f, x, seen=None):
+    """``regression.Moves`` for ``f`` at ``x``: the loss with the entries at ``positions`` set
+    to each value vector, the others left at ``x`` (``seen`` collects each call's
+    positions)."""
+    def moves(positions):
+        if seen is not None:
+            seen.append(np.asarray(positions))
+
+        def move_loss(values):
+            out = []
+            for v in values:
+                full = np.array(x, dtype=np.float64)
+                full[positions] = v
+                out.append(f(full))
+            return np.array(out)
+        return move_loss
+    return moves
+
+
 def look(f, x, a, step=1e-2, cap=0.5):
-    def move_loss(values):
-        return np.array([f(v) for v in values])
-    return regression.regression_pass(move_loss, x, a, np.full(x.size, step),
+    return regression.regression_pass(moves_of(f, x), x, a, np.full(x.size, step),
                                       np.full(x.size, cap), f(x), SIGMA, allow), allow
 
 
@@ -125,8 +142,8 @@ def test_a_block_no_entry_of_which_can_pass_costs_nothing() -> None:
     f, grad = smooth(np.full(40, 0.05))
     x = np.linspace(-1, 1, 40)
     a = grad(x)
-    out = regression.regression_pass(lambda vs: np.array([f(v) for v in vs]), x, a,
-                                     np.full(40, 1e-2), np.full(40, 0.5), f(x), 1e-2, allow)
+    out = regression.regression_pass(moves_of(f, x), x, a, np.full(40, 1e-2),
+                                     np.full(40, 0.5), f(x), 1e-2, allow)
     assert out.evaluations == 0 and not out.passed.any()
     assert regression.hopeless(a, np.full(40, 0.5), 172, 1e-2, allow)
     assert not regression.hopeless(a, np.full(40, 0.5), 172, SIGMA, allow)
@@ -149,14 +166,12 @@ def test_a_tensor_larger_than_a_block_is_moved_block_by_block() -> None:
     n = regression.BLOCK + 44
     c, x = rng.uniform(0.02, 0.1, n), rng.uniform(-1, 1, n)
     f, grad = smooth(c)
-    sizes = set()
-
-    def move_loss(values):
-        sizes.update(v.size for v in values)
-        return np.array([f(v) for v in values])
-    out = regression.regression_pass(move_loss, x, grad(x), np.full(n, 1e-2), np.full(n, 0.5),
-                                     f(x), SIGMA, allow)
-    assert sizes == {n}
+    seen: list[np.ndarray] = []
+    out = regression.regression_pass(moves_of(f, x, seen), x, grad(x), np.full(n, 1e-2),
+                                     np.full(n, 0.5), f(x), SIGMA, allow)
+    # one call per block, each with its own positions; together every entry once
+    assert len(seen) > 1 and all(b.size <= regression.BLOCK for b in seen)
+    assert np.array_equal(np.sort(np.concatenate(seen)), np.arange(n))
     assert np.count_nonzero(out.passed) >= 0.8 * n
     p = out.passed
     assert np.all(np.abs(out.numeric[p] - grad(x)[p]) <= out.bar[p] + 1e-12)
@@ -173,17 +188,10 @@ def test_an_rnn_with_a_float32_forward_is_decided_end_to_end(bug) -> None:
     from gradcheck.examples import rnn
 
     problem = rnn.make_problem(bug)
-
-    def forward(p):
-        return float(problem.forward({k: np.asarray(v, np.float32) for k, v in p.items()}))
-
-    def forward_backward(p):
-        loss, grads = problem.forward_backward(p)
-        return loss, {k: g.astype(np.float32) for k, g in grads.items()}
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        report = gc.check(forward, forward_backward, problem.params, progress=False)
+        report = gc.check(problem.float32_forward, problem.float32_forward_backward,
+                          problem.params, progress=False)
     counts = report.counts
     assert counts["inconclusive"] <= 0.3 * counts["checked"], report
     if bug is None:

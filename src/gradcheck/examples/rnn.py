@@ -592,6 +592,17 @@ class RNNProblem:
         """Loss and the (possibly buggy) analytic gradient at ``params``."""
         return forward_backward(self.h0, self.x, self.y, params, bug=self.bug)
 
+    def float32_forward(self, params: Params) -> float:
+        """The loss computed in float32 and returned as a Python float (as ``loss.item()`` of
+        a float32 torch model): its rounding noise is float32's, whatever ``params`` are."""
+        return float(self.forward({k: np.asarray(v, np.float32) for k, v in params.items()}))
+
+    def float32_forward_backward(self, params: Params) -> tuple[float, Grads]:
+        """:meth:`forward_backward` with the gradients cast to float32 (the companion of
+        :meth:`float32_forward`)."""
+        loss, grads = self.forward_backward(params)
+        return loss, {k: g.astype(np.float32) for k, g in grads.items()}
+
     def batched_forward(self, stacked_params: Params) -> np.ndarray:
         """Losses of ``K`` parameter vectors at once, vectorised over ``K``.
 

@@ -232,10 +232,7 @@ def triple_fails(levels: list[ladder.Level], alpha: float, allowance: float, a_b
     d_big = float(big.central[0] - mid.central[0])
     n_small = float(mid.rounding[0] + small.rounding[0])
     n_big = float(big.rounding[0] + mid.rounding[0])
-    ordered = ((abs(d_small) <= n_small and abs(d_big) <= n_big)
-               or abs(d_big - rho**2 * d_small) <= n_big + rho**2 * n_small
-               + ladder.ORDER_SLACK * abs(d_big))
-    if not ordered:
+    if not ladder.second_order(d_small, d_big, n_small, n_big, rho**2):
         return None
     # kinks inside the smallest step add ≈ J·(1 - d/s) to every gap, so ρ·gap(ρs) - gap(ρ²s)
     # holds at least (ρ - 2)·J of them; what they can do to D(s) is half their gap there

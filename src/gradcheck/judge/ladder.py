@@ -259,6 +259,17 @@ def analyse_pair(big: Level, small: Level) -> _Pair:
                      truncation_bound)
 
 
+def second_order(d_small, d_big, n_small, n_big, r2):
+    """Whether three estimates ``D(s), D(ρs), D(ρ²s)`` converge at the central scheme's
+    order: their differences ``d_small = D(ρs) - D(s)`` and ``d_big = D(ρ²s) - D(ρs)`` are
+    both within their rounding ``n_small``, ``n_big``, or ``d_big ≈ ρ²·d_small`` (``r2 = ρ²``)
+    within the rounding and ``ORDER_SLACK`` of ``|d_big|`` (a kink inside the steps makes ``D``
+    drift like ``1/s`` and fails this)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ((np.abs(d_small) <= n_small) & (np.abs(d_big) <= n_big)) | (
+            np.abs(d_big - r2 * d_small) <= n_big + r2 * n_small + ORDER_SLACK * np.abs(d_big))
+
+
 def chain(e_small: np.ndarray, r_small: np.ndarray, e_big: np.ndarray, r_big: np.ndarray,
           rho: np.ndarray) -> np.ndarray:
     """Error bar of the extrapolation ``E_small`` from two consecutive valid pairs.

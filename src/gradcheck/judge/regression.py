@@ -61,6 +61,8 @@ from gradcheck.judge import ladder
 
 #: The losses at the entries set to each of a list of value vectors (as ``group.MoveLoss``).
 MoveLoss = Callable[[list[np.ndarray]], np.ndarray]
+#: The :data:`MoveLoss` of the entries at the given positions (the others left in place).
+Moves = Callable[[np.ndarray], MoveLoss]
 Allowance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 #: Residual degrees of freedom of the central regression (for its noise estimate).
@@ -222,9 +224,7 @@ def judge_triple(small: ladder.Level, mid: ladder.Level, big: ladder.Level, a: n
         rho = mid.step / small.step
         d_small, d_big = mid.central - small.central, big.central - mid.central
         n_small, n_big = mid.rounding + small.rounding, big.rounding + mid.rounding
-        ordered = ((np.abs(d_small) <= n_small) & (np.abs(d_big) <= n_big)) | (
-            np.abs(d_big - rho ** 2 * d_small) <= n_big + rho ** 2 * n_small
-            + ladder.ORDER_SLACK * np.abs(d_big))
+        ordered = ladder.second_order(d_small, d_big, n_small, n_big, rho ** 2)
         at_mid = upper.bar_small < lower.bar_small
         est = np.where(at_mid, mid.central, small.central)
         bar = np.where(at_mid, upper.bar_small, lower.bar_small)
@@ -234,7 +234,7 @@ def judge_triple(small: ladder.Level, mid: ladder.Level, big: ladder.Level, a: n
     return ok, est, bar, step
 
 
-def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np.ndarray,
+def regression_pass(moves: Moves, x: np.ndarray, a: np.ndarray, steps: np.ndarray,
                     cap: np.ndarray, f0: float, sigma: float, allow: Allowance,
                     seed: int = SEED) -> Look:
     """A last look at entries of one tensor the ladder left undecided by noise or truncation
@@ -243,7 +243,9 @@ def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np
 
     Parameters
     ----------
-    move_loss : the loss at the entries set to each of a list of value vectors.
+    moves : ``moves(positions)`` is the loss at the entries ``positions`` (of ``x``) set to
+        each of a list of value vectors, the other entries left in place — one block at a
+        time.
     x, a : the entries' values and analytic gradients (float64).
     steps : the step each entry's ladder ended at; the levels are ``T·ρ^-k`` times
         ``w = max(|x|, 1)``, ``T = min(ρ²·median(steps/w), min(cap/w))``, ``k < LEVELS``.
@@ -281,8 +283,7 @@ def regression_pass(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, steps: np
         if not (np.isfinite(top) and top > 0) or hopeless(ab, top * w, d.shape[0], sigma,
                                                           allow):
             continue
-        used, sig = _block_look(_block_moves(move_loss, x, blk), xb, ab, d, top * w, f0,
-                                sigma, allow, blk, out)
+        used, sig = _block_look(moves(blk), xb, ab, d, top * w, f0, sigma, allow, blk, out)
         spent += used
         used_sigma = max(used_sigma, sig)
     return Look(out.passed, out.numeric, out.bar, out.step, spent, used_sigma)
@@ -320,22 +321,6 @@ def _block_look(move_loss: MoveLoss, x: np.ndarray, a: np.ndarray, d: np.ndarray
         if done.all():
             break
     return spent, used_sigma
-
-
-def _block_moves(move_loss: MoveLoss, x: np.ndarray, blk: np.ndarray) -> MoveLoss:
-    """``move_loss`` (over all entries ``x``) for value vectors of the block ``blk`` alone:
-    the other entries stay at ``x``."""
-    if blk.size == x.size:
-        return move_loss
-
-    def block_loss(values: list[np.ndarray]) -> np.ndarray:
-        full = []
-        for v in values:
-            w = x.copy()
-            w[blk] = v
-            full.append(w)
-        return move_loss(full)
-    return block_loss
 
 
 def _noise(sigma: float, fits: list) -> float:

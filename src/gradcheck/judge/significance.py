@@ -101,10 +101,7 @@ def confirm(big: ladder.Level, mid: ladder.Level, small: ladder.Level, a: np.nda
     d_big, d_small = big.central - mid.central, mid.central - small.central
     n_big, n_small = big.rounding + mid.rounding, mid.rounding + small.rounding
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        r2 = (big.step / mid.step) ** 2
-        ordered = ((np.abs(d_big) <= n_big) & (np.abs(d_small) <= n_small)) | (
-            np.abs(d_big - r2 * d_small) <= n_big + r2 * n_small
-            + ladder.ORDER_SLACK * np.abs(d_big))
+        ordered = ladder.second_order(d_small, d_big, n_small, n_big, (big.step / mid.step) ** 2)
         z = np.abs(a - mid.central) / (upper.bar_small + analytic_bar)
     return upper.smooth & lower.smooth & ordered & np.isfinite(z), z
 

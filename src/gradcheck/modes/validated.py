@@ -502,7 +502,8 @@ def _regression(c: Chunk, pos: np.ndarray, again: np.ndarray, out: ladder.Outcom
     """The joint least-squares look (:mod:`gradcheck.judge.regression`) for entries
     ``pos[again]``, updating ``out`` in place for those it passes."""
     sub = pos[again]
-    look = regression.regression_pass(probe.moves(c.leaf, c.idx[sub]), c.x[sub], c.a[sub],
+    look = regression.regression_pass(lambda blk: probe.moves(c.leaf, c.idx[sub[blk]]),
+                                      c.x[sub], c.a[sub],
                                       out.step[again], cap[again], probe.f0,
                                       probe.noise.sigma, probe.allow)
     out.evaluations += look.evaluations
